@@ -1,0 +1,50 @@
+"""The `scherbelberg` command line. Sub-commands import what they need only when they run,
+so `scherbelberg --help` stays fast."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands live in modules imported on first use."""
+
+    lazy: dict[str, tuple[str, str, str]] = {
+        # name: (module, attribute, short help)
+        "emulator": (
+            "scherbelberg.emulator.cli",
+            "emulator_command",
+            "Run the local Hetzner (API emulator with real machines) in the foreground.",
+        ),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, attribute, _ = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if name not in self.lazy
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="scherbelberg")
+def main() -> None:
+    """Deploy and manage Dask clusters on the Hetzner Cloud."""

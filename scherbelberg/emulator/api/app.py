@@ -1,0 +1,152 @@
+"""The aiohttp application: Hetzner's wire conventions around the resource handlers.
+
+Middlewares, outermost first: correlation id + request log + error envelope, then bearer-token
+auth (one project per token), the rate limit, injected faults and the latency profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..model.errors import ApiError
+from ..model.world import World
+from . import actions, admin, catalog, resources, servers
+from .common import PROJECT_KEY, WORLD
+from .listing import InvalidInput
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API_PREFIX = "/v1"
+
+
+@dataclass
+class RequestRecord:
+    """One request as the emulator saw it (for counting API usage in benchmarks)."""
+
+    time: float
+    method: str
+    path: str
+    query: str
+    token: str | None
+    project_id: int | None
+    status: int
+
+
+class RequestLog:
+    def __init__(self) -> None:
+        self.records: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    def for_token(self, token: str | None) -> list[RequestRecord]:
+        return [r for r in self.records if token is None or r.token == token]
+
+
+REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log", RequestLog)
+RATE_LIMITERS: web.AppKey[dict[int, RateLimiter]] = web.AppKey("rate_limiters", dict)
+ADMIN_TOKEN: web.AppKey[str] = web.AppKey("admin_token", str)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _error(exc: ApiError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(exc.envelope(), status=exc.status, headers=headers)
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Correlation id, error envelope and request log for everything under /v1."""
+    if not request.path.startswith(API_PREFIX + "/") and request.path != API_PREFIX:
+        return await handler(request)
+    correlation = uuid.uuid4().hex[:16]
+    started = time.time()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = _error(exc, request.get("ratelimit_headers"))
+    except InvalidInput as exc:
+        response = _error(
+            ApiError(
+                "invalid_input",
+                f"invalid input in field '{exc.field}'",
+                {"fields": [{"name": exc.field, "messages": [exc.message]}]},
+            ),
+            request.get("ratelimit_headers"),
+        )
+    except web.HTTPMethodNotAllowed:
+        response = _error(ApiError("method_not_allowed", f"{request.method} is not allowed here"))
+    except web.HTTPNotFound:
+        response = _error(ApiError("not_found", f"{request.path} not found"))
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        response = _error(ApiError("server_error", "internal error in the local Hetzner"))
+    response.headers["X-Correlation-Id"] = correlation
+    project = request.get(PROJECT_KEY)
+    request.app[REQUEST_LOG].add(
+        RequestRecord(
+            time=started,
+            method=request.method,
+            path=request.path[len(API_PREFIX) :] or "/",
+            query=request.query_string,
+            token=_bearer(request),
+            project_id=getattr(project, "id", None),
+            status=response.status,
+        )
+    )
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(API_PREFIX + "/"):
+        return await handler(request)
+    token = _bearer(request)
+    project = request.app[WORLD].project_for(token) if token else None
+    if project is None:
+        raise ApiError("unauthorized", "unable to authenticate")
+    request[PROJECT_KEY] = project
+    limiter = request.app[RATE_LIMITERS].setdefault(project.id, RateLimiter())
+    allowed = limiter.take()
+    headers = limiter.headers()
+    request["ratelimit_headers"] = headers
+    if not allowed:
+        raise ApiError("rate_limit_exceeded", "limit of 3600 requests per hour reached")
+    world = request.app[WORLD]
+    fault = world.faults.http_fault_for(request.method, request.path[len(API_PREFIX) :])
+    if fault is not None:
+        if fault.delay > 0:
+            await asyncio.sleep(fault.delay)
+        raise ApiError(fault.code, f"injected fault: {fault.code}")
+    if world.latency.api_request > 0:
+        await asyncio.sleep(world.latency.api_request)
+    response = await handler(request)
+    response.headers.update(headers)
+    return response
+
+
+def make_app(world: World, admin_token: str) -> web.Application:
+    app = web.Application(middlewares=[envelope_middleware, auth_middleware])
+    app[WORLD] = world
+    app[REQUEST_LOG] = RequestLog()
+    app[RATE_LIMITERS] = {}
+    app[ADMIN_TOKEN] = admin_token
+    for table in (servers.routes, actions.routes, resources.routes, catalog.routes):
+        for route in table:
+            assert isinstance(route, web.RouteDef)
+            app.router.add_route(route.method, API_PREFIX + route.path, route.handler)
+    app.add_routes(admin.routes)
+    return app

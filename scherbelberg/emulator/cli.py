@@ -1,0 +1,146 @@
+"""The `scherbelberg emulator` command (also `python -m scherbelberg.emulator`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from .faults import Faults, parse_http_fault
+from .latency import PROFILES
+
+
+def _faults(
+    faults_file: Path | None,
+    http: tuple[str, ...],
+    failing_actions: tuple[str, ...],
+    stuck: str | None,
+    unavailable: tuple[str, ...],
+    seed: int | None,
+) -> Faults:
+    data: dict[str, object] = {}
+    if faults_file is not None:
+        loaded = yaml.safe_load(faults_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("must hold a mapping", param_hint="--faults")
+        data = loaded
+    faults = Faults.from_json({**data, **({"seed": seed} if seed is not None else {})})
+    try:
+        faults.http.extend(parse_http_fault(text) for text in http)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
+    for item in failing_actions:
+        command, _, rate = item.partition(":")
+        faults.failing_actions[command] = float(rate or 1.0)
+    if stuck is not None:
+        faults.stuck_initializing = stuck
+    for pair in unavailable:
+        server_type, sep, location = pair.partition("@")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not TYPE@LOCATION", param_hint="--unavailable")
+        faults.unavailable.add((server_type, location))
+    return faults
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the API on.")
+@click.option("--port", default=0, type=int, help="Port to serve on (default: a free one).")
+@click.option(
+    "--latency-profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="instant",
+    show_default=True,
+    help="instant for tests; realistic for Hetzner-like action and boot times.",
+)
+@click.option(
+    "--machines",
+    type=click.Choice(["nspawn", "none"]),
+    default="nspawn",
+    show_default=True,
+    help="nspawn: servers are real machines; none: API only, no machines.",
+)
+@click.option("--token", default=None, help="Token of the default project (default: random).")
+@click.option(
+    "--faults",
+    "faults_file",
+    type=click.Path(path_type=Path, exists=True),
+    help="YAML file of faults.",
+)
+@click.option(
+    "--fault",
+    "http_faults",
+    multiple=True,
+    metavar="PATH:STATUS[:RATE[:DELAY]]",
+    help="Answer requests whose path matches PATH with STATUS (429/500/502/503/504).",
+)
+@click.option(
+    "--fail-action",
+    multiple=True,
+    metavar="COMMAND[:RATE]",
+    help="Make actions of COMMAND (e.g. create_server) end in error.",
+)
+@click.option(
+    "--stuck-initializing",
+    default=None,
+    metavar="NAME_REGEX",
+    help="Servers whose name matches never leave initializing.",
+)
+@click.option(
+    "--unavailable",
+    multiple=True,
+    metavar="TYPE@LOCATION",
+    help="Answer resource_unavailable for this server type in this location.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for fault randomness.")
+@click.option("--debug", is_flag=True, help="Log every request and machine step.")
+def emulator_command(
+    host: str,
+    port: int,
+    latency_profile: str,
+    machines: str,
+    token: str | None,
+    faults_file: Path | None,
+    http_faults: tuple[str, ...],
+    fail_action: tuple[str, ...],
+    stuck_initializing: str | None,
+    unavailable: tuple[str, ...],
+    seed: int | None,
+    debug: bool,
+) -> None:
+    """Run the local Hetzner in the foreground until Ctrl-C.
+
+    Prints HCLOUD_ENDPOINT and HCLOUD_TOKEN first, for hcloud-python, the hcloud CLI and
+    scherbelberg itself.
+    """
+    from .service import EmulatorOptions, MachinesUnavailable, serve
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        faults = _faults(
+            faults_file, http_faults, fail_action, stuck_initializing, unavailable, seed
+        )
+    except (ValueError, TypeError, yaml.YAMLError) as exc:
+        raise click.UsageError(f"bad fault settings: {exc}") from None
+    options = EmulatorOptions(
+        host=host,
+        port=port,
+        latency=PROFILES[latency_profile],
+        faults=faults,
+        machines=machines,
+        token=token,
+    )
+    try:
+        asyncio.run(serve(options))
+    except MachinesUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,150 @@
+"""Fault injection: make the local Hetzner fail the way the real one sometimes does.
+
+One `Faults` object is shared by the wire layer (HTTP errors and slow answers) and the model
+(actions that end in `error`, servers stuck in `initializing`, types sold out in a location,
+machines dying). It can be set at start (CLI options) and changed at run time (admin endpoint).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# HTTP codes that a fault may produce, with the Hetzner error code each one carries
+FAULT_CODES: dict[int, str] = {
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+@dataclass
+class HttpFault:
+    """Answer matching requests with an error instead of serving them.
+
+    `path` is a regular expression matched against the path below /v1 (e.g. `^/servers$`);
+    `status` one of FAULT_CODES; `delay` seconds to wait first (a `timeout` fault with a long
+    delay makes clients hit their own timeouts); `count` limits how many times it fires.
+    """
+
+    path: str = ".*"
+    method: str = "*"
+    status: int = 503
+    rate: float = 1.0
+    delay: float = 0.0
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in FAULT_CODES:
+            raise ValueError(f"fault status must be one of {sorted(FAULT_CODES)}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("fault rate must be between 0 and 1")
+        re.compile(self.path)
+
+    @property
+    def code(self) -> str:
+        return FAULT_CODES[self.status]
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.method not in ("*", method.upper()):
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass
+class Faults:
+    http: list[HttpFault] = field(default_factory=list)
+    # action command (e.g. "create_server") -> probability that it ends in `error`
+    failing_actions: dict[str, float] = field(default_factory=dict)
+    # servers whose name matches this regex never leave `initializing`
+    stuck_initializing: str | None = None
+    # (server type name, location name) pairs that answer `resource_unavailable`
+    unavailable: set[tuple[str, str]] = field(default_factory=set)
+    seed: int | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def http_fault_for(self, method: str, path: str) -> HttpFault | None:
+        for fault in self.http:
+            if fault.matches(method, path) and self._rng.random() < fault.rate:
+                if fault.count is not None:
+                    fault.count -= 1
+                return fault
+        return None
+
+    def action_fails(self, command: str) -> bool:
+        rate = self.failing_actions.get(command, 0.0)
+        return rate > 0 and self._rng.random() < rate
+
+    def is_stuck(self, server_name: str) -> bool:
+        return self.stuck_initializing is not None and bool(
+            re.search(self.stuck_initializing, server_name)
+        )
+
+    def is_unavailable(self, server_type: str, location: str) -> bool:
+        return (server_type, location) in self.unavailable
+
+    # -- (de)serialisation for the admin endpoint and the CLI ---------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "http": [
+                {
+                    "path": f.path,
+                    "method": f.method,
+                    "status": f.status,
+                    "rate": f.rate,
+                    "delay": f.delay,
+                    "count": f.count,
+                }
+                for f in self.http
+            ],
+            "failing_actions": dict(self.failing_actions),
+            "stuck_initializing": self.stuck_initializing,
+            "unavailable": [list(pair) for pair in sorted(self.unavailable)],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Faults:
+        known = {"http", "failing_actions", "stuck_initializing", "unavailable", "seed"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        return cls(
+            http=[HttpFault(**item) for item in data.get("http", [])],
+            failing_actions={str(k): float(v) for k, v in data.get("failing_actions", {}).items()},
+            stuck_initializing=data.get("stuck_initializing"),
+            unavailable={(str(t), str(loc)) for t, loc in data.get("unavailable", [])},
+            seed=data.get("seed"),
+        )
+
+
+def parse_http_fault(text: str) -> HttpFault:
+    """Parse the CLI form `PATH_REGEX:STATUS[:RATE[:DELAY]]`, e.g. `^/servers$:503:0.5`."""
+    parts = text.rsplit(":", 3)
+    # the path may itself contain ':'; take numeric fields from the right
+    numeric: list[str] = []
+    while parts and len(numeric) < 3 and _is_number(parts[-1]):
+        numeric.insert(0, parts.pop())
+    if not parts or not numeric:
+        raise ValueError(f"fault '{text}' is not PATH:STATUS[:RATE[:DELAY]]")
+    path = ":".join(parts)
+    status = int(numeric[0])
+    rate = float(numeric[1]) if len(numeric) > 1 else 1.0
+    delay = float(numeric[2]) if len(numeric) > 2 else 0.0
+    return HttpFault(path=path, status=status, rate=rate, delay=delay)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

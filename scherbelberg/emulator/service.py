@@ -1,0 +1,123 @@
+"""Run the local Hetzner: machines backend + API server, until interrupted.
+
+`serve()` is what `scherbelberg emulator` and `python -m scherbelberg.emulator` run. It prints
+`HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so that
+`eval "$(scherbelberg emulator | head -2)"`-style use and the `hcloud` CLI work at once; every
+other message goes to stderr. SIGINT/SIGTERM tear down every machine it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .api.app import make_app
+from .faults import Faults
+from .latency import INSTANT, LatencyProfile
+from .machines.base import MachineBackend
+from .model import catalog
+from .model.world import World
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmulatorOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency: LatencyProfile = INSTANT
+    faults: Faults = field(default_factory=Faults)
+    machines: str = "nspawn"  # nspawn | none
+    token: str | None = None
+
+
+class MachinesUnavailable(RuntimeError):
+    """This host cannot run the local Hetzner's machines; the message says what is missing."""
+
+
+def make_backend(kind: str) -> MachineBackend:
+    if kind == "none":
+        from .machines.null import NullBackend
+
+        return NullBackend()
+    if kind != "nspawn":
+        raise MachinesUnavailable(f"unknown machines backend {kind!r} (use nspawn or none)")
+    from .machines.nspawn import NspawnBackend, missing_requirements
+
+    missing = missing_requirements()
+    if missing:
+        raise MachinesUnavailable("cannot run local machines: " + "; ".join(missing))
+    return NspawnBackend()
+
+
+class Emulator:
+    """A running local Hetzner inside this event loop (used by `serve` and by in-process tests)."""
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        self.options = options
+        self.backend = make_backend(options.machines)
+        self.world = World(self.backend, options.latency, options.faults)
+        self.project = self.world.add_project(name="default", token=options.token)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
+        return f"http://{host}:{self.port}/v1"
+
+    @property
+    def token(self) -> str:
+        return self.project.token
+
+    async def start(self) -> None:
+        await self.backend.start()
+        try:
+            await self.backend.prepare_images()
+            for image in catalog.SYSTEM_IMAGES:
+                self.backend.register_system_image(image.id)
+            app = make_app(self.world, admin_token=self.project.token)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.options.host, self.options.port)
+            await site.start()
+            self.port = int(self._runner.addresses[0][1])
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self.world.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.backend.stop()
+
+
+async def serve(options: EmulatorOptions) -> None:
+    emulator = Emulator(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await emulator.start()
+        print(f"HCLOUD_ENDPOINT={emulator.endpoint}", flush=True)
+        print(f"HCLOUD_TOKEN={emulator.token}", flush=True)
+        backend = emulator.backend
+        print(
+            f"local Hetzner ready ({backend.name} machines, {options.latency.name} latency); "
+            f"this host is {backend.client_address} to its machines"
+            + (f", address echo at {backend.echo_url}" if backend.echo_url else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+        print("stopping: deleting every machine", file=sys.stderr, flush=True)
+    finally:
+        await emulator.stop()
