@@ -11,6 +11,7 @@ import ipaddress
 
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
+    MachineBackend,
     MachineExitCallback,
     MachineSpec,
     PrivateAttachment,
@@ -112,3 +113,8 @@ class NullBackend:
 
     async def set_firewall(self, server_id: int, policy: FirewallPolicy) -> None:
         pass
+
+
+def _conforms(backend: NullBackend) -> MachineBackend:
+    """mypy checks here that the class satisfies the protocol."""
+    return backend

@@ -1,0 +1,518 @@
+"""Servers as systemd-nspawn machines: real systemd, cloud-init, sshd, one netns each.
+
+Why: a server in the local Hetzner must be a real Linux host (cloud-init user data runs, SSH
+works, a reboot reboots) yet start in about two seconds and cost about 30 MiB. A container
+booted with systemd-nspawn gives that, sharing the host's kernel.
+
+Per machine (state in `<state dir>/sbg<k>/servers/<id>/`):
+- a disk: an overlay with the image's layers as `lowerdir` and `upper/` + `work/` of its own.
+  The overlay is mounted in a private mount namespace made for each boot (`unshare --mount`),
+  so no mount is ever left on the host, whatever happens to the emulator.
+- a NoCloud seed in the upper layer (`/var/lib/cloud/seed/nocloud/`), so cloud-init takes the
+  instance id, host name, SSH keys (for root, like on Hetzner) and the user data from it.
+- a network namespace from the `Lab` (public eth0, private ens10...), passed to nspawn with
+  `--network-namespace-path`.
+- cgroups with the server type's memory and CPUs (best effort, see `cgroups.py`).
+- a supervisor task that relaunches nspawn when the guest reboots (exit code 133) and calls the
+  exit callback when the machine stops on its own.
+
+Snapshots copy a server's upper layer into a new image layer, stacked on the server's lowers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from scherbelberg.emulator.machines import cleanup
+from scherbelberg.emulator.machines.base import (
+    FirewallPolicy,
+    MachineBackend,
+    MachineExitCallback,
+    MachineSpec,
+    PrivateAttachment,
+)
+from scherbelberg.emulator.machines.cgroups import MachineCgroups
+from scherbelberg.emulator.machines.image import (
+    Progress,
+    base_image_path,
+    base_image_ready,
+    ensure_base_image_async,
+)
+from scherbelberg.emulator.machines.lab import Lab
+from scherbelberg.emulator.machines.util import run
+
+logger = logging.getLogger(__name__)
+
+NSPAWN_RUN_DIR = Path("/run/systemd/nspawn")
+EXIT_REBOOT = 133
+TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp")
+
+
+def missing_requirements(image_dir: Path | None = None) -> list[str]:
+    """What this host lacks to run machines (empty when it can), each as a short sentence."""
+    missing: list[str] = []
+    if not sys.platform.startswith("linux"):
+        return ["machines need Linux"]
+    if os.geteuid() != 0:
+        missing.append("machines need root (network namespaces, mounts, systemd-nspawn)")
+    tools = [*TOOLS] + ([] if base_image_ready(image_dir) else ["debootstrap", "chroot"])
+    absent = [t for t in tools if shutil.which(t) is None]
+    if absent:
+        missing.append(
+            "missing commands: " + ", ".join(absent)
+            + " (apt-get install systemd-container iproute2 nftables debootstrap)"
+        )  # fmt: skip
+    try:
+        filesystems = Path("/proc/filesystems").read_text()
+    except OSError:
+        filesystems = ""
+    modules = Path("/lib/modules") / os.uname().release
+    if "overlay" not in filesystems and not any(modules.rglob("overlay.ko*")):
+        missing.append("the kernel has no overlay file system (modprobe overlay)")
+    return missing
+
+
+@dataclass
+class _Machine:
+    spec: MachineSpec
+    dir: Path
+    lowers: list[Path]
+    cgroups: MachineCgroups
+    proc: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+    requested_stop: bool = False  # the model asked: no relaunch, no exit callback
+    boots: int = 0
+    attachments: dict[int, PrivateAttachment] = field(default_factory=dict)
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "root"
+
+
+class NspawnBackend:
+    """The `MachineBackend` that boots servers as systemd-nspawn machines.
+
+    Arguments (all optional):
+    - `state_dir`: where instance state lives (default `SCHERBELBERG_STATE_DIR` or
+      /var/lib/scherbelberg/emulator); this instance uses `<state_dir>/sbg<k>/`.
+    - `image_dir`: image cache (default `SCHERBELBERG_IMAGE_DIR` or /var/cache/scherbelberg/images).
+    - `lab_index`: force instance index k (default: the first free one).
+    - `mirror`: Debian mirror for the image build (default: the host's).
+    - `progress`: called with human-readable lines while the image builds.
+    """
+
+    name = "nspawn"
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path | None = None,
+        image_dir: Path | None = None,
+        lab_index: int | None = None,
+        mirror: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self._state_base = state_dir or cleanup.state_dir()
+        self._image_dir = image_dir
+        self._mirror = mirror
+        self._progress = progress
+        self.lab = Lab(lab_index)
+        self._machines: dict[int, _Machine] = {}
+        self._images: dict[int, list[Path] | None] = {}  # None: the base image
+        self._callback: MachineExitCallback | None = None
+        self._started = False
+
+    # -- the lab ----------------------------------------------------------------------------
+    @property
+    def public_range(self) -> ipaddress.IPv4Network:
+        return self.lab.public_range
+
+    @property
+    def reserved_public(self) -> frozenset[ipaddress.IPv4Address]:
+        return self.lab.reserved_public
+
+    @property
+    def client_address(self) -> ipaddress.IPv4Address:
+        return self.lab.client_address
+
+    @property
+    def echo_url(self) -> str | None:
+        return self.lab.echo_url if self.lab.started else None
+
+    @property
+    def outside_netns(self) -> str | None:
+        return self.lab.outside_netns_path if self.lab.started else None
+
+    @property
+    def root(self) -> Path:
+        """This instance's state directory."""
+        return self._state_base / self.lab.prefix
+
+    def set_exit_callback(self, callback: MachineExitCallback) -> None:
+        self._callback = callback
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.lab.start()
+        self._started = True
+        for d in (NSPAWN_RUN_DIR, self.root / "servers", self.root / "images"):
+            await asyncio.to_thread(d.mkdir, parents=True, exist_ok=True)
+
+    async def stop(self) -> None:
+        for m in list(self._machines.values()):
+            with contextlib.suppress(Exception):
+                await self._hard_stop(m, requested=True)
+        self._machines.clear()
+        if self.lab.index >= 0:
+            await cleanup.remove_instance(self.lab.index, self._state_base)
+        await self.lab.stop()
+        self._started = False
+
+    # -- images -------------------------------------------------------------------------------
+    async def prepare_images(self) -> None:
+        await ensure_base_image_async(self._progress, self._image_dir, self._mirror)
+
+    def register_system_image(self, image_id: int) -> None:
+        """Make `image_id` (a system image of the model's catalog) boot the base image."""
+        self._images[image_id] = None
+
+    def _layers(self, image_id: int) -> list[Path]:
+        if image_id not in self._images:
+            raise KeyError(f"unknown image {image_id} (register_system_image or snapshot first)")
+        layers = self._images[image_id]
+        return list(layers) if layers is not None else [base_image_path(self._image_dir)]
+
+    async def snapshot(self, server_id: int, image_id: int) -> None:
+        m = self._machines[server_id]
+        dest = self.root / "images" / str(image_id)
+        await asyncio.to_thread(_copy_layer, m.upper, dest)
+        self._images[image_id] = [dest, *m.lowers]
+
+    async def delete_image(self, image_id: int) -> None:
+        """Forget the image; its layer stays while servers built from it still use it."""
+        self._images.pop(image_id, None)
+        dest = self.root / "images" / str(image_id)
+        if dest.exists() and not any(dest in m.lowers for m in self._machines.values()):
+            await asyncio.to_thread(shutil.rmtree, dest, True)
+
+    # -- machines -----------------------------------------------------------------------------
+    async def create(self, spec: MachineSpec) -> None:
+        if spec.server_id in self._machines:
+            raise ValueError(f"machine {spec.server_id} exists")
+        lowers = self._layers(spec.image_id)
+        for lower in lowers:
+            if not lower.is_dir():
+                raise FileNotFoundError(f"image layer {lower} missing (prepare_images first)")
+        d = self.root / "servers" / str(spec.server_id)
+        m = _Machine(spec, d, lowers, MachineCgroups(self.lab.prefix, f"s{spec.server_id}"))
+        shutil.rmtree(d, ignore_errors=True)
+        for p in (m.upper, m.work, m.merged):
+            p.mkdir(parents=True)
+        _write_seed(m.upper, spec)
+        self._machines[spec.server_id] = m
+        try:
+            await self.lab.add_server(spec.server_id, spec.public_ipv4)
+            for att in spec.private_networks:
+                await self.attach_network(spec.server_id, att)
+        except BaseException:
+            await self.destroy(spec.server_id)
+            raise
+
+    def _nspawn_args(self, m: _Machine) -> list[str]:
+        sid = m.spec.server_id
+        return [
+            "systemd-nspawn",
+            "--quiet",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "--link-journal=no",
+            "--console=read-only",
+            f"--machine={self.lab.prefix}-s{sid}",
+            f"--directory={m.merged}",
+            f"--network-namespace-path={self.lab.server_netns_path(sid)}",
+        ]
+
+    def _launch_script(self, m: _Machine) -> str:
+        lowerdir = ":".join(str(p) for p in m.lowers)
+        opts = f"lowerdir={lowerdir},upperdir={m.upper},workdir={m.work}"
+        return (
+            "set -e\n"
+            + m.cgroups.join_script()
+            + f"mount -t overlay overlay -o {shlex.quote(opts)} {shlex.quote(str(m.merged))}\n"
+            + f"mount -t tmpfs -o mode=0755 tmpfs {NSPAWN_RUN_DIR}\n"
+            + "exec "
+            + " ".join(shlex.quote(a) for a in self._nspawn_args(m))
+            + "\n"
+        )
+
+    def _open_console(self, m: _Machine) -> BinaryIO:
+        (m.dir / "launch.sh").write_text(self._launch_script(m))
+        console = open(m.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+        m.boots += 1
+        console.write(f"\n=== boot {m.boots} at {time.ctime()} ===\n".encode())
+        console.flush()
+        return console
+
+    async def _launch(self, m: _Machine) -> asyncio.subprocess.Process:
+        script = m.dir / "launch.sh"
+        console = await asyncio.to_thread(self._open_console, m)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "unshare", "--mount", "--propagation", "private", "sh", str(script),
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            console.close()
+        return proc
+
+    async def power_on(self, server_id: int) -> None:
+        m = self._machines[server_id]
+        if m.task is not None:
+            return
+        m.requested_stop = False
+        await asyncio.to_thread(m.cgroups.create, m.spec.memory_mib, m.spec.cpus)
+        proc = await self._launch(m)
+        m.proc = proc
+        m.task = asyncio.create_task(self._supervise(m, proc), name=f"machine-{server_id}")
+
+    async def _supervise(self, m: _Machine, proc: asyncio.subprocess.Process) -> None:
+        sid = m.spec.server_id
+        while True:
+            rc = await proc.wait()
+            logger.info("machine %s: nspawn exited %s", sid, rc)
+            if rc == EXIT_REBOOT and not m.requested_stop:
+                await self._reap(m)
+                try:
+                    proc = await self._launch(m)
+                except Exception:
+                    logger.exception("machine %s: relaunch after reboot failed", sid)
+                    break
+                m.proc = proc
+                continue
+            break
+        await self._reap(m)
+        m.proc = None
+        m.task = None
+        await asyncio.to_thread(m.cgroups.remove)
+        if not m.requested_stop and self._callback is not None:
+            try:
+                self._callback(sid, rc)
+            except Exception:
+                logger.exception("exit callback for machine %s failed", sid)
+
+    def _pids(self, m: _Machine) -> set[int]:
+        """Every process of the machine: its groups, its netns, and nspawn itself."""
+        pids = m.cgroups.pids()
+        ns = self.lab.server_netns_path(m.spec.server_id)
+        try:
+            ino = os.stat(ns).st_ino
+        except OSError:
+            ino = None
+        if ino is not None:
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    with contextlib.suppress(OSError):
+                        if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
+                            pids.add(int(entry))
+        if m.proc is not None and m.proc.returncode is None:
+            pids.add(m.proc.pid)
+        pids.discard(os.getpid())
+        return pids
+
+    def _guest_init(self, m: _Machine) -> int | None:
+        """Host pid of the container's PID 1."""
+        for pid in self._pids(m):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("NSpid:"):
+                        ids = line.split()[1:]
+                        if len(ids) > 1 and ids[-1] == "1":
+                            return pid
+        return None
+
+    async def _reap(self, m: _Machine) -> None:
+        """After nspawn exited: make sure nothing of the guest lingers."""
+        for _ in range(50):
+            pids = self._pids(m)
+            if m.proc is not None:
+                pids.discard(m.proc.pid)
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.1)
+
+    async def _hard_stop(self, m: _Machine, requested: bool) -> None:
+        if m.task is None:
+            return
+        m.requested_stop = requested
+        task = m.task
+        for _ in range(100):
+            if task.done():
+                break
+            for pid in self._pids(m):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.wait([task], timeout=0.1)
+        await task
+
+    async def power_off(self, server_id: int) -> None:
+        await self._hard_stop(self._machines[server_id], requested=True)
+
+    async def shutdown(self, server_id: int, timeout: float) -> None:
+        m = self._machines[server_id]
+        if m.task is None:
+            return
+        m.requested_stop = True
+        task = m.task
+        if m.proc is not None and m.proc.returncode is None:
+            # nspawn turns SIGTERM into an orderly shutdown of the guest
+            with contextlib.suppress(ProcessLookupError):
+                m.proc.send_signal(signal.SIGTERM)
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            logger.info("machine %s: no shutdown after %s s, pulling the plug", server_id, timeout)
+            await self._hard_stop(m, requested=True)
+
+    async def reboot(self, server_id: int) -> None:
+        m = self._machines[server_id]
+        if m.task is None:
+            return
+        init = self._guest_init(m)
+        if init is None:
+            raise RuntimeError(f"machine {server_id}: guest init not found")
+        os.kill(init, signal.SIGINT)  # systemd: ctrl-alt-del.target, a reboot
+
+    async def kill(self, server_id: int) -> None:
+        await self._hard_stop(self._machines[server_id], requested=False)
+
+    async def destroy(self, server_id: int) -> None:
+        m = self._machines.get(server_id)
+        if m is not None:
+            await self._hard_stop(m, requested=True)
+            m.cgroups.remove()
+        await self.lab.remove_server(server_id)
+        self._machines.pop(server_id, None)
+        d = self.root / "servers" / str(server_id)
+        await asyncio.to_thread(shutil.rmtree, d, True)
+
+    def is_running(self, server_id: int) -> bool:
+        m = self._machines.get(server_id)
+        return m is not None and m.task is not None
+
+    # -- networks and firewalls --------------------------------------------------------------
+    async def attach_network(self, server_id: int, attachment: PrivateAttachment) -> None:
+        await self.lab.attach(server_id, attachment)
+        self._machines[server_id].attachments[attachment.network_id] = attachment
+
+    async def detach_network(self, server_id: int, network_id: int) -> None:
+        await self.lab.detach(server_id, network_id)
+        m = self._machines.get(server_id)
+        if m is not None:
+            m.attachments.pop(network_id, None)
+
+    async def delete_network(self, network_id: int) -> None:
+        await self.lab.delete_network(network_id)
+        for m in self._machines.values():
+            m.attachments.pop(network_id, None)
+
+    async def set_firewall(self, server_id: int, policy: FirewallPolicy) -> None:
+        await self.lab.set_firewall(server_id, policy)
+
+    # -- for tests and tools -----------------------------------------------------------------
+    def cgroup_limits(self, server_id: int) -> dict[str, str]:
+        """The limits that could be set for the machine (empty when none could)."""
+        return dict(self._machines[server_id].cgroups.limits)
+
+    def console_log(self, server_id: int) -> Path:
+        return self.root / "servers" / str(server_id) / "console.log"
+
+    def server_netns_path(self, server_id: int) -> str:
+        return self.lab.server_netns_path(server_id)
+
+    async def exec_in(self, server_id: int, *cmd: str) -> str:
+        """Run a command inside the running guest (all its namespaces) and return stdout."""
+        m = self._machines[server_id]
+        init = self._guest_init(m)
+        if init is None:
+            raise RuntimeError(f"machine {server_id} is not running")
+        return await run("nsenter", "-t", str(init), "-a", *cmd)
+
+
+def _write_seed(upper: Path, spec: MachineSpec) -> None:
+    seed = upper / "var" / "lib" / "cloud" / "seed" / "nocloud"
+    seed.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "instance-id": f"i-{spec.server_id}",
+        "local-hostname": spec.hostname,
+        "public-keys": list(spec.ssh_public_keys),
+    }
+    # JSON is YAML; no quoting surprises with keys or odd host names.
+    files = {
+        "meta-data": json.dumps(meta, indent=2) + "\n",
+        "user-data": spec.user_data if spec.user_data is not None else "#cloud-config\n",
+        # The lab configures the network from outside; cloud-init must leave it alone.
+        "network-config": "config: disabled\n",
+    }
+    for name, text in files.items():
+        p = seed / name
+        p.write_bytes(text.encode())
+        p.chmod(0o600)
+
+
+def _copy_layer(upper: Path, dest: Path) -> None:
+    """Copy a server's upper layer (whiteouts and xattrs included) as a clean image layer."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", f"{upper}/.", str(tmp)], check=True)
+    # Per-instance state must not travel: the next server is a new instance.
+    for rel in (
+        "var/lib/cloud/instances",
+        "var/lib/cloud/instance",
+        "var/lib/cloud/data",
+        "var/lib/cloud/sem",
+        "var/lib/cloud/seed",
+        "var/lib/cloud/handlers",
+    ):
+        p = tmp / rel
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
+    for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    (tmp / "etc").mkdir(exist_ok=True)
+    (tmp / "etc" / "machine-id").write_text("")
+    os.rename(tmp, dest)
+
+
+def _conforms(backend: NspawnBackend) -> MachineBackend:
+    """mypy checks here that the class satisfies the protocol."""
+    return backend

@@ -1,0 +1,66 @@
+"""Image recipe helpers (no build here: the machine tests build or reuse the cache) and the
+machine-less backend."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from scherbelberg.emulator.machines import image
+from scherbelberg.emulator.machines.base import MachineSpec
+from scherbelberg.emulator.machines.null import NullBackend
+
+
+def test_recipe_key_is_stable_and_names_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert image.recipe_key() == image.recipe_key()
+    monkeypatch.setenv("SCHERBELBERG_IMAGE_DIR", str(tmp_path))
+    assert image.image_dir() == tmp_path
+    path = image.base_image_path()
+    assert path.name == "rootfs"
+    assert image.recipe_key() in path.parent.name
+    assert not image.base_image_ready()
+
+
+def test_ready_image_is_returned_without_building(tmp_path: Path) -> None:
+    rootfs = image.base_image_path(tmp_path)
+    rootfs.mkdir(parents=True)
+    (rootfs.parent / "complete").write_text("x\n")
+    said: list[str] = []
+    assert image.ensure_base_image(said.append, tmp_path) == rootfs
+    assert said == []
+
+
+def test_deb822_parsing() -> None:
+    fields = image._deb822(
+        "Types: deb deb-src\nURIs: http://mirror.example/debian\n"
+        "# comment\nSuites: bookworm\n bookworm-updates\nComponents: main"
+    )
+    assert fields["types"] == "deb deb-src"
+    assert fields["uris"] == "http://mirror.example/debian"
+    assert fields["suites"] == "bookworm bookworm-updates"
+
+
+def test_host_mirror_is_a_url() -> None:
+    assert image.host_mirror().startswith(("http://", "https://"))
+
+
+async def test_null_backend() -> None:
+    exits: list[tuple[int, int]] = []
+    b = NullBackend()
+    b.set_exit_callback(lambda sid, code: exits.append((sid, code)))
+    await b.start()
+    assert b.client_address in b.reserved_public
+    assert b.client_address in b.public_range
+    assert b.echo_url is None and b.outside_netns is None
+    await b.create(MachineSpec(1, "a", 1, ipaddress.IPv4Address("198.18.0.10"), None))
+    assert not b.is_running(1)
+    await b.power_on(1)
+    assert b.is_running(1)
+    await b.kill(1)
+    assert not b.is_running(1) and exits == [(1, -9)]
+    await b.destroy(1)
+    await b.stop()
