@@ -96,6 +96,13 @@ def _faults(
     help="Answer resource_unavailable for this server type in this location.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for fault randomness.")
+@click.option(
+    "--cleanup",
+    is_flag=True,
+    help="Remove what crashed local Hetzners left (machines, namespaces, mounts), then exit.",
+)
+@click.option("--dry-run", is_flag=True, help="With --cleanup: only list the leftovers.")
+@click.option("--build-image", is_flag=True, help="Build (or check) the machine image, then exit.")
 @click.option("--debug", is_flag=True, help="Log every request and machine step.")
 def emulator_command(
     host: str,
@@ -109,6 +116,9 @@ def emulator_command(
     stuck_initializing: str | None,
     unavailable: tuple[str, ...],
     seed: int | None,
+    cleanup: bool,
+    dry_run: bool,
+    build_image: bool,
     debug: bool,
 ) -> None:
     """Run the local Hetzner in the foreground until Ctrl-C.
@@ -123,6 +133,12 @@ def emulator_command(
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if cleanup:
+        _cleanup(dry_run)
+        return
+    if build_image:
+        _build_image()
+        return
     try:
         faults = _faults(
             faults_file, http_faults, fail_action, stuck_initializing, unavailable, seed
@@ -144,3 +160,28 @@ def emulator_command(
         sys.exit(2)
     except KeyboardInterrupt:
         pass
+
+
+def _cleanup(dry_run: bool) -> None:
+    from .machines.cleanup import find_leftovers, remove_leftovers
+
+    leftovers = find_leftovers() if dry_run else remove_leftovers()
+    verb = "found" if dry_run else "removed"
+    if not leftovers:
+        click.echo("no leftovers of crashed local Hetzners")
+        return
+    for item in leftovers:
+        click.echo(f"{verb} leftover {item.kind}: {item.what}")
+    click.echo(f"{len(leftovers)} leftover(s) {verb}")
+
+
+def _build_image() -> None:
+    from .machines.image import ensure_base_image
+    from .machines.nspawn import missing_requirements
+
+    missing = missing_requirements()
+    if missing:
+        click.echo("error: cannot build the machine image: " + "; ".join(missing), err=True)
+        sys.exit(2)
+    path = ensure_base_image(lambda message: click.echo(message, err=True))
+    click.echo(f"machine image ready: {path}")

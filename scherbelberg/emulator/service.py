@@ -82,7 +82,14 @@ class Emulator:
             for image in catalog.SYSTEM_IMAGES:
                 self.backend.register_system_image(image.id)
             app = make_app(self.world, admin_token=self.project.token)
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            # long query strings (many ?id=) must reach the handler, not die in the parser
+            self._runner = web.AppRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                max_line_size=256 * 1024,
+                max_field_size=64 * 1024,
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.options.host, self.options.port)
             await site.start()

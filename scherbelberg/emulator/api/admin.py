@@ -66,6 +66,8 @@ async def create_project(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     try:
         project = world.add_project(name=body.get("name"), token=body.get("token"))
+        if "requests_per_hour" in body:
+            project.requests_per_hour = int(body["requests_per_hour"])
         if "limits" in body:
             project.limits = Limits(**{**asdict(project.limits), **body["limits"]})
     except (TypeError, ValueError) as exc:
@@ -113,7 +115,9 @@ async def rate_limit(request: web.Request) -> web.Response:
     if project is None:
         raise web.HTTPNotFound(text="no such project")
     body = await _body(request)
-    limiter = request.app[RATE_LIMITERS].setdefault(project.id, RateLimiter())
+    limiter = request.app[RATE_LIMITERS].setdefault(
+        project.id, RateLimiter(limit=project.requests_per_hour)
+    )
     if "frozen" in body:
         limiter.freeze(bool(body["frozen"]))
     return _json({"remaining": limiter.remaining, "reset": limiter.reset_at})

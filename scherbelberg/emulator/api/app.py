@@ -119,7 +119,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if project is None:
         raise ApiError("unauthorized", "unable to authenticate")
     request[PROJECT_KEY] = project
-    limiter = request.app[RATE_LIMITERS].setdefault(project.id, RateLimiter())
+    limiter = request.app[RATE_LIMITERS].setdefault(
+        project.id, RateLimiter(limit=project.requests_per_hour)
+    )
     allowed = limiter.take()
     headers = limiter.headers()
     request["ratelimit_headers"] = headers

@@ -60,4 +60,4 @@ async def get_datacenter(request: web.Request) -> web.Response:
 
 @routes.get("/pricing")
 async def get_pricing(request: web.Request) -> web.Response:
-    return ok({"pricing": catalog.pricing()})
+    return ok(catalog.pricing())

@@ -37,6 +37,7 @@ class Project:
     token: str
     name: str
     limits: Limits = field(default_factory=Limits)
+    requests_per_hour: int = 3600  # Hetzner's rate limit; tests that fuzz the API raise it
     servers: dict[int, Server] = field(default_factory=dict)
     ssh_keys: dict[int, SshKey] = field(default_factory=dict)
     networks: dict[int, Network] = field(default_factory=dict)

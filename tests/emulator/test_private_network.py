@@ -1,0 +1,55 @@
+"""Must show 5: private networks connect their members, and only them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hcloud import Client
+from hcloud.images import Image
+from hcloud.networks import NetworkSubnet
+from hcloud.server_types import ServerType
+
+from tests.machines import Keys, ssh_run
+
+PING = "ping -c 1 -W 2 {ip} >/dev/null && echo reachable || echo unreachable"
+
+
+def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> None:
+    keys = Keys.generate()
+    key = hcloud_client.ssh_keys.create(name="k", public_key=keys.client_public)
+    network = hcloud_client.networks.create(
+        name="private",
+        ip_range="10.20.0.0/16",
+        subnets=[NetworkSubnet(type="cloud", ip_range="10.20.0.0/24", network_zone="eu-central")],
+    )
+    responses = {}
+    for name, networks in (("inside-a", [network]), ("inside-b", [network]), ("outside", [])):
+        responses[name] = hcloud_client.servers.create(
+            name=name,
+            server_type=ServerType(name="cx23"),
+            image=Image(name="debian-12"),
+            ssh_keys=[key],
+            networks=networks,
+            user_data=keys.cloud_config(),
+        )
+    for response in responses.values():
+        for action in [response.action, *response.next_actions]:
+            action.wait_until_finished()
+    servers = {name: hcloud_client.servers.get_by_id(r.server.id) for name, r in responses.items()}
+    public = {name: s.public_net.ipv4.ip for name, s in servers.items()}
+    private_a = servers["inside-a"].private_net[0].ip
+    private_b = servers["inside-b"].private_net[0].ip
+    assert servers["outside"].private_net == []
+
+    async def check() -> None:
+        await asyncio.gather(*(ssh_run(ip, keys, "true") for ip in public.values()))
+        a_to_b = await ssh_run(public["inside-a"], keys, PING.format(ip=private_b))
+        b_to_a = await ssh_run(public["inside-b"], keys, PING.format(ip=private_a))
+        out_to_b = await ssh_run(public["outside"], keys, PING.format(ip=private_b))
+        addresses = await ssh_run(public["inside-a"], keys, "ip -4 -o addr show")
+        assert a_to_b.strip() == "reachable"
+        assert b_to_a.strip() == "reachable"
+        assert out_to_b.strip() == "unreachable"
+        assert private_a in addresses
+
+    asyncio.run(check())
