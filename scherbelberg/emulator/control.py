@@ -131,6 +131,8 @@ class LocalHetzner:
             stderr=self.stderr,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # if this process dies (a killed test run), the emulator stops and cleans up too
+            preexec_fn=_stop_with_parent,
         )
         assert self.process.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -192,3 +194,12 @@ class LocalHetzner:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

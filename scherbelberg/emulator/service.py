@@ -3,7 +3,10 @@
 `serve()` is what `scherbelberg emulator` and `python -m scherbelberg.emulator` run. It prints
 `HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so that
 `eval "$(scherbelberg emulator | head -2)"`-style use and the `hcloud` CLI work at once; every
-other message goes to stderr. SIGINT/SIGTERM tear down every machine it started.
+other message goes to stderr. With machines, two more lines follow:
+`DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…` (the address echo) and
+`DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror), the dask config of a cluster here.
+SIGINT/SIGTERM tear down every machine it started.
 """
 
 from __future__ import annotations
@@ -117,6 +120,11 @@ async def serve(options: EmulatorOptions) -> None:
         print(f"HCLOUD_ENDPOINT={emulator.endpoint}", flush=True)
         print(f"HCLOUD_TOKEN={emulator.token}", flush=True)
         backend = emulator.backend
+        # the dask config of a cluster on this local Hetzner (after the two lines above)
+        if backend.echo_url:
+            print(f"DASK_SCHERBELBERG__CLIENT_ADDRESS_URL={backend.echo_url}", flush=True)
+        if backend.pip_index_url:
+            print(f"DASK_SCHERBELBERG__PIP_INDEX_URL={backend.pip_index_url}", flush=True)
         print(
             f"local Hetzner ready ({backend.name} machines, {options.latency.name} latency); "
             f"this host is {backend.client_address} to its machines"

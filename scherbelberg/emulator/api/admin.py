@@ -52,6 +52,7 @@ async def info(request: web.Request) -> web.Response:
             "latency_profile": world.latency.as_dict(),
             "client_address": str(backend.client_address),
             "echo_url": backend.echo_url,
+            "pip_index_url": backend.pip_index_url,
             "outside_netns": backend.outside_netns,
             "public_range": str(backend.public_range),
             "projects": len(world.projects),

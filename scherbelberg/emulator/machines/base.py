@@ -94,6 +94,10 @@ class MachineBackend(Protocol):
         """URL of the address-echo service (GET → the caller's address as plain text)."""
 
     @property
+    def pip_index_url(self) -> str | None:
+        """URL of a PyPI mirror the machines can use (PEP 503 simple index, plain HTTP), or None."""
+
+    @property
     def outside_netns(self) -> str | None:
         """Path of a network namespace that is another host on the public network, not this
         client: tests use it to prove that firewalls block everyone else."""

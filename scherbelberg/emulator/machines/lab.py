@@ -9,7 +9,8 @@ Layout (k = instance index, 0..255, held by an flock on /run/scherbelberg/lab-<k
 lifetime of the instance, so a cleanup tool can tell live instances from dead ones):
 
 - `sbg<k>-lab`: the router (ip_forward=1). Local addresses on `lo`: 198.18.k.254 (uplink),
-  198.18.k.253 (address-echo service), 172.31.1.1 (every server's gateway, like Hetzner).
+  198.18.k.253 (address-echo service, and the PyPI mirror at /simple/, see `mirror.py`),
+  172.31.1.1 (every server's gateway, like Hetzner).
   Every attached host gets a /32 route; proxy ARP on the links to the client and the outside
   host answers for the whole /24.
 - host ↔ lab: veth `sbg<k>h` (host, 198.18.k.1/24) ↔ `uplink` (lab).
@@ -36,6 +37,7 @@ from aiohttp import web
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
 from scherbelberg.emulator.machines.firewall import render_ruleset
 from scherbelberg.emulator.machines.util import in_netns, run
+from scherbelberg.emulator.mirror import PypiMirror
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Lab:
         self._firewall_lock = asyncio.Lock()
         self._policies: dict[int, FirewallPolicy] = {}
         self._echo_runner: web.AppRunner | None = None
+        self.mirror = PypiMirror()
         self._counter = 0
 
     # -- names and addresses --------------------------------------------------------------
@@ -146,6 +149,11 @@ class Lab:
     @property
     def echo_url(self) -> str:
         return f"http://{self.echo_address}/"
+
+    @property
+    def pip_index_url(self) -> str:
+        """The PyPI mirror's simple index (served with the echo service)."""
+        return f"http://{self.echo_address}/simple/"
 
     @property
     def lab_ns(self) -> str:
@@ -250,6 +258,7 @@ class Lab:
         if self._echo_runner is not None:
             await self._echo_runner.cleanup()
             self._echo_runner = None
+        await self.mirror.close()
         if self.index >= 0:
             from scherbelberg.emulator.machines.cleanup import remove_network_objects
 
@@ -274,6 +283,7 @@ class Lab:
             return web.Response(text=f"{request.remote}\n")
 
         app = web.Application()
+        self.mirror.add_routes(app)  # before the catch-all
         app.router.add_get("/{tail:.*}", echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -162,6 +162,10 @@ class NspawnBackend:
         return self.lab.echo_url if self.lab.started else None
 
     @property
+    def pip_index_url(self) -> str | None:
+        return self.lab.pip_index_url if self.lab.started else None
+
+    @property
     def outside_netns(self) -> str | None:
         return self.lab.outside_netns_path if self.lab.started else None
 
@@ -176,6 +180,7 @@ class NspawnBackend:
     async def start(self) -> None:
         if self._started:
             return
+        _raise_inotify_limits()
         await self.lab.start()
         self._started = True
         for d in (NSPAWN_RUN_DIR, self.root / "servers", self.root / "images"):
@@ -516,3 +521,19 @@ def _copy_layer(upper: Path, dest: Path) -> None:
 def _conforms(backend: NspawnBackend) -> MachineBackend:
     """mypy checks here that the class satisfies the protocol."""
     return backend
+
+
+# Each machine's systemd takes inotify instances; Debian's default of 128 per user lets about
+# 20 machines boot, after which new ones fail with "Too many open files".
+INOTIFY_MINIMUMS = {"max_user_instances": 8192, "max_user_watches": 524288}
+
+
+def _raise_inotify_limits() -> None:
+    for name, minimum in INOTIFY_MINIMUMS.items():
+        path = Path("/proc/sys/fs/inotify") / name
+        try:
+            if int(path.read_text()) < minimum:
+                path.write_text(str(minimum))
+                logger.info("raised fs.inotify.%s to %d for the machines", name, minimum)
+        except (OSError, ValueError) as exc:
+            logger.warning("could not raise fs.inotify.%s (%s): many machines may fail", name, exc)

@@ -2,7 +2,7 @@
 
 Why: the HTTP API and the state model are useful (and testable) on any machine, e.g. for
 client tests that only look at JSON. Servers "run" in the model but nothing boots; there is no
-lab, so no echo service and no outside host.
+lab, so no echo service, no PyPI mirror and no outside host.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class NullBackend:
 
     @property
     def echo_url(self) -> str | None:
+        return None
+
+    @property
+    def pip_index_url(self) -> str | None:
         return None
 
     @property
