@@ -1,0 +1,328 @@
+"""The Python environment a node runs Dask in, and the POSIX sh that installs and checks it.
+
+Why: Dask only works when the client, the scheduler and the workers run the same versions of
+the libraries that (de)serialize tasks and data. So the node's environment is described by the
+client's own versions (`client_env_spec`), installed on the node at boot by `install_script`,
+and checked after the install: a mismatch fails the bootstrap and names the packages, instead of
+surfacing later as an obscure deserialization error.
+
+Three ways to get the environment onto a node:
+
+- `pip` (default): a venv at `prefix` made from the node's `python3.X`, `uv` installed into it
+  with pip, then everything installed with `uv pip install`. Without a matching `python3.X` on
+  the node, a standalone `uv` downloads a managed Python (needs internet).
+- `conda`: micromamba from conda-forge, the env created from `conda_channel`, extras with pip.
+  Verified only on real Hetzner: conda-forge is out of reach of the tests and the local Hetzner.
+- `preinstalled`: the image already holds the env; only the checks run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import posixpath
+import re
+import shlex
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+# Distributions whose versions must match between the client and the nodes: Dask itself, and
+# everything that (de)serializes or compresses what travels between them.
+PINNED_DISTRIBUTIONS = (
+    "dask",
+    "distributed",
+    "cloudpickle",
+    "msgpack",
+    "toolz",
+    "tornado",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "lz4",
+)
+
+# conda-forge package names where they differ from the Python distribution name. The version
+# check looks up the distribution name, which is what the conda package installs.
+CONDA_NAMES = {"dask": "dask-core", "msgpack": "msgpack-python"}
+
+MICROMAMBA_URL = "https://micro.mamba.pm/api/micromamba/{platform}/latest"
+UV_RELEASE_URL = (
+    "https://github.com/astral-sh/uv/releases/{where}/uv-{arch}-unknown-linux-gnu.tar.gz"
+)
+
+_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+_EXACT_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
+_DISTRIBUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a node's Python environment must hold, and how to get it there.
+
+    `pins` are (distribution, exact version) pairs the node must match; `extra_packages` are
+    requirement strings installed alongside ("xarray>=2024"). `uv_version` pins the uv that
+    the pip method installs on the node (None: the newest).
+    """
+
+    method: Literal["pip", "conda"]
+    python: str
+    pins: tuple[tuple[str, str], ...]
+    extra_packages: tuple[str, ...] = ()
+    index_url: str | None = None
+    conda_channel: str = "conda-forge"
+    prefix: str = "/opt/scherbelberg/env"
+    preinstalled: bool = False
+    uv_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ("pip", "conda"):
+            raise ValueError(f"unknown install method {self.method!r} (pip or conda)")
+        if not _PYTHON_VERSION.match(self.python):
+            raise ValueError(f"python must be a major.minor version like '3.11': {self.python!r}")
+        for name, version in self.pins:
+            if not _DISTRIBUTION.match(name) or not _EXACT_VERSION.match(version):
+                raise ValueError(f"bad pin {name!r}=={version!r}")
+        if not posixpath.isabs(self.prefix) or posixpath.normpath(self.prefix) in ("/", "//"):
+            raise ValueError(f"prefix must be an absolute directory below /: {self.prefix!r}")
+        if self.index_url is not None and urlsplit(self.index_url).scheme not in ("http", "https"):
+            raise ValueError(f"index_url must be an http(s) URL: {self.index_url!r}")
+        if self.uv_version is not None and not _EXACT_VERSION.match(self.uv_version):
+            raise ValueError(f"bad uv version {self.uv_version!r}")
+        for requirement in self.extra_packages:
+            if not requirement.strip() or requirement.lstrip().startswith("-"):
+                raise ValueError(f"extra_packages holds requirements, not options: {requirement!r}")
+
+
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def client_env_spec(
+    method: Literal["pip", "conda"] = "pip",
+    extra_packages: Iterable[str] = (),
+    index_url: str | None = None,
+    preinstalled: bool = False,
+) -> EnvSpec:
+    """The environment the nodes need to work with this client: its Python, its versions."""
+    pins = tuple(
+        (name, version)
+        for name in PINNED_DISTRIBUTIONS
+        if (version := _installed_version(name)) is not None
+    )
+    return EnvSpec(
+        method=method,
+        python=f"{sys.version_info.major}.{sys.version_info.minor}",
+        pins=pins,
+        extra_packages=tuple(extra_packages),
+        index_url=index_url,
+        preinstalled=preinstalled,
+        uv_version=_installed_version("uv"),
+    )
+
+
+def install_script(env: EnvSpec) -> str:
+    """The POSIX sh body of the bootstrap's `environment` step, for `env`.
+
+    The conda method is verified only on real Hetzner (see `_conda_install`).
+    Self-contained (its own helpers, no shebang, no `set` of its own: the caller runs it under
+    `set -eu`, in a subshell). Any failure prints a line starting with `scherbelberg: error:`
+    to stderr and exits non-zero.
+    """
+    if env.preinstalled:
+        body = 'log "preinstalled: only checking the environment at $P"\n'
+    elif env.method == "pip":
+        body = _pip_install(env)
+    else:
+        body = _conda_install(env)
+    return _PREAMBLE + _variables(env) + body + _verify(env)
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+_PREAMBLE = r"""# scherbelberg: install the Dask environment
+die() { echo "scherbelberg: error: $*" >&2; exit 1; }
+log() { echo "scherbelberg: $*"; }
+fetch() {
+  if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 5 -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
+  else python3 -c 'import sys, urllib.request as u; u.urlretrieve(*sys.argv[1:])' "$1" "$2"
+  fi
+}
+fresh_prefix() {
+  [ ! -e "$P" ] || [ -f "$P/pyvenv.cfg" ] || [ -d "$P/conda-meta" ] \
+    || die "$P exists and is not an environment: not replacing it"
+  rm -rf "$P"
+}
+export HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+"""
+
+
+def _variables(env: EnvSpec) -> str:
+    return f"P={_q(env.prefix)}\nV={_q(env.python)}\n"
+
+
+def _q(word: str) -> str:
+    return shlex.quote(word)
+
+
+def _words(words: Iterable[str]) -> str:
+    """Shell words, quoted where needed; a leading space unless empty (to follow a command)."""
+    return "".join(" " + _q(w) for w in words)
+
+
+def _pip_index_options(env: EnvSpec) -> list[str]:
+    """pip refuses plain-http indexes (a local mirror) unless the host is trusted."""
+    if env.index_url is None:
+        return []
+    options = ["--index-url", env.index_url]
+    url = urlsplit(env.index_url)
+    if url.scheme == "http" and url.hostname:
+        options += ["--trusted-host", url.netloc.rpartition("@")[2]]
+    return options
+
+
+def _uv_index_options(env: EnvSpec) -> list[str]:
+    return [] if env.index_url is None else ["--index-url", env.index_url]
+
+
+def _tools_dir(env: EnvSpec) -> str:
+    """Where downloaded tools (uv's Pythons, micromamba) live: next to the env."""
+    return posixpath.dirname(posixpath.normpath(env.prefix)) or "/"
+
+
+# The check after the install: the env's Python is the client's major.minor, each pinned
+# distribution has exactly the client's version. argv: python version, then name==version...
+_VERIFY_PY = """\
+import sys, importlib.metadata as m
+want, bad = sys.argv[1], []
+have = "%d.%d" % sys.version_info[:2]
+if have != want:
+    bad.append("python %s (client: %s)" % (have, want))
+for pin in sys.argv[2:]:
+    name, _, version = pin.partition("==")
+    try:
+        got = m.version(name)
+    except m.PackageNotFoundError:
+        got = "not installed"
+    if got != version:
+        bad.append("%s %s (client: %s)" % (name, got, version))
+if bad:
+    sys.exit("scherbelberg: error: the environment does not match the client: " + ", ".join(bad))
+print("scherbelberg: the environment matches the client: python " + " ".join([have] + sys.argv[2:]))
+"""
+
+
+def _verify(env: EnvSpec) -> str:
+    pins = _words(f"{name}=={version}" for name, version in env.pins)
+    return (
+        "# check: the env's python and every pinned version are the client's\n"
+        '[ -x "$P/bin/python" ] || die "no python at $P/bin/python"\n'
+        f'"$P/bin/python" -c {_q(_VERIFY_PY)} "$V"{pins}\n'
+        '[ -x "$P/bin/dask" ] || die "no dask command at $P/bin/dask"\n'
+    )
+
+
+# --- pip (uv) --------------------------------------------------------------------------------
+
+
+def _pip_install(env: EnvSpec) -> str:
+    """venv from the node's python3.X (or a uv-managed Python), uv into it, then uv pip."""
+    uv = "uv" if env.uv_version is None else f"uv=={env.uv_version}"
+    where = "latest/download" if env.uv_version is None else f"download/{env.uv_version}"
+    uv_url = UV_RELEASE_URL.format(where=where, arch="$A")
+    requirements = [f"{name}=={version}" for name, version in env.pins] + list(env.extra_packages)
+    pip_index = _words(_pip_index_options(env))
+    uv_index = _words(_uv_index_options(env))
+    python_dir = posixpath.join(_tools_dir(env), "python")
+    install = ""
+    if requirements:
+        install = (
+            f'"$P/bin/uv" pip install --python "$P/bin/python"{uv_index}{_words(requirements)}'
+            ' \\\n  || die "uv pip install failed (see above)"\n'
+        )
+    return f"""\
+# pip method: venv + uv
+PY=$(command -v "python$V" || true)
+if [ -n "$PY" ] && ! "$PY" -c "import venv" >/dev/null 2>&1; then
+  log "python$V at $PY does not work"
+  PY=
+fi
+fresh_prefix
+if [ -n "$PY" ] && ! "$PY" -m venv "$P"; then
+  log "python$V -m venv failed (no ensurepip?): trying to install python$V-venv"
+  export DEBIAN_FRONTEND=noninteractive
+  if command -v apt-get >/dev/null 2>&1 && apt-get -q -o DPkg::Lock::Timeout=300 update \\
+    && apt-get -qy -o DPkg::Lock::Timeout=300 install "python$V-venv" \\
+    && "$PY" -m venv "$P"; then :
+  else
+    log "no venv from python$V"
+    rm -rf "$P"
+    PY=
+  fi
+fi
+if [ -n "$PY" ]; then
+  log "venv from $PY at $P"
+  "$P/bin/pip" install{pip_index} {_q(uv)} || die "could not install uv into $P"
+else
+  log "no usable python$V: a uv-managed Python $V instead (needs internet)"
+  case $(uname -m) in
+    x86_64|amd64) A=x86_64 ;;
+    aarch64|arm64) A=aarch64 ;;
+    *) die "no uv build for $(uname -m)" ;;
+  esac
+  T=$(mktemp -d)
+  fetch "{uv_url}" "$T/uv.tar.gz" || die "could not download uv"
+  tar -xzf "$T/uv.tar.gz" -C "$T" --strip-components=1 || die "could not unpack uv"
+  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
+  "$T/uv" python install "$V" || die "uv python install $V failed"
+  "$T/uv" venv --python "$V" "$P" || die "uv venv --python $V $P failed"
+  install -m 0755 "$T/uv" "$P/bin/uv"
+  rm -rf "$T"
+fi
+{install}"""
+
+
+# --- conda (micromamba) ----------------------------------------------------------------------
+
+
+def _conda_install(env: EnvSpec) -> str:
+    """micromamba from conda-forge, the env from `conda_channel`, extras with pip.
+
+    Verified only on real Hetzner servers: it needs conda-forge, which neither the test host
+    nor the local Hetzner can reach. Its unit tests only check what it would run.
+    """
+    root = posixpath.join(_tools_dir(env), "micromamba")
+    specs = [f"python={env.python}", "pip"] + [
+        f"{CONDA_NAMES.get(name, name)}={version}" for name, version in env.pins
+    ]
+    url = MICROMAMBA_URL.format(platform="$A")
+    extras = ""
+    if env.extra_packages:
+        extras = (
+            f'"$P/bin/python" -m pip install{_words(_pip_index_options(env))}'
+            f"{_words(env.extra_packages)} \\\n"
+            '  || die "pip install of the extra packages failed"\n'
+        )
+    return f"""\
+# conda method: micromamba (verified only on real Hetzner: needs conda-forge)
+case $(uname -m) in
+  x86_64|amd64) A=linux-64 ;;
+  aarch64|arm64) A=linux-aarch64 ;;
+  *) die "no micromamba build for $(uname -m)" ;;
+esac
+export MAMBA_ROOT_PREFIX={_q(root)}
+mkdir -p "$MAMBA_ROOT_PREFIX"
+M="$MAMBA_ROOT_PREFIX/micromamba.tar.bz2"
+fetch "{url}" "$M" || die "could not download micromamba"
+tar -xjf "$M" -C "$MAMBA_ROOT_PREFIX" bin/micromamba || python3 -c \\
+  'import sys, tarfile as t; t.open(sys.argv[1]).extract("bin/micromamba", sys.argv[2])' \\
+  "$M" "$MAMBA_ROOT_PREFIX" || die "could not unpack micromamba"
+fresh_prefix
+"$MAMBA_ROOT_PREFIX/bin/micromamba" create -y -p "$P" --override-channels \\
+  -c {_q(env.conda_channel)}{_words(specs)} || die "micromamba create failed (see above)"
+{extras}"""
