@@ -1,3 +1,31 @@
-"""scherbelberg: Dask clusters on the Hetzner Cloud, and a local Hetzner to try them on."""
+"""scherbelberg: Dask clusters on the Hetzner Cloud, and a local Hetzner to try them on.
+
+    from scherbelberg import HetznerCluster
+    cluster = HetznerCluster(n_workers=4)
+
+`HetznerCluster` and the async `Cluster` are imported on first use, so that the command line
+starts without loading dask, distributed and hcloud.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0.dev0"
+__all__ = ["Cluster", "HetznerCluster", "__version__"]
+
+if TYPE_CHECKING:
+    from .cluster.hetzner_cluster import HetznerCluster
+    from .cluster.seed import Cluster
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HetznerCluster":
+        from .cluster.hetzner_cluster import HetznerCluster
+
+        return HetznerCluster
+    if name == "Cluster":
+        from .cluster.seed import Cluster
+
+        return Cluster
+    raise AttributeError(f"module 'scherbelberg' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Cluster lifecycle on the Hetzner Cloud: TLS, SSH and local state."""

@@ -1,0 +1,475 @@
+"""`HetznerCluster`: a Dask cluster on Hetzner Cloud, in the style of dask-cloudprovider.
+
+A `VMCluster` (so a `SpecCluster`): the desired workers are plain data in `worker_spec`, and
+`HetznerScheduler` / `HetznerWorker` make them real. Around the servers it creates one SSH key,
+private network, firewall and spread placement groups, all labelled with the cluster's name so
+`close()` (or `scherbelberg destroy`) finds everything even after local state was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from contextlib import suppress
+from typing import Any
+
+import aiohttp
+from dask_cloudprovider.generic.vmcluster import VMCluster
+from distributed.core import Status
+from distributed.deploy.cluster import Cluster as DaskCluster
+from distributed.deploy.spec import SpecCluster
+
+from .. import config  # noqa: F401 - registers the scherbelberg config defaults
+from ..hetzner import catalog, infra, labels
+from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
+from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
+from . import settings as settings_module
+from . import ssh
+from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
+from .state import ClusterState, generate_cluster_name, validate_cluster_name
+from .tls import ClusterCA, client_security
+from .versions import VersionMismatch
+from .versions import check as check_versions
+
+log = logging.getLogger(__name__)
+WORKER_NAME = re.compile(r"^(?P<cluster>.+)-worker-(?P<index>\d+)(-\d+)?$")
+
+
+class HetznerCluster(VMCluster):
+    """A Dask cluster on Hetzner Cloud: `HetznerCluster(n_workers=4)`, then `Client(cluster)`.
+
+    Every argument falls back to the `scherbelberg` dask config (see scherbelberg.yaml). The
+    token comes from `token=`, HETZNER, HCLOUD_TOKEN or the config, and never leaves this
+    process. `close()` deletes every resource the cluster made.
+    """
+
+    scheduler_class = HetznerScheduler
+    worker_class = HetznerWorker
+
+    def __init__(
+        self,
+        n_workers: int = 0,
+        *,
+        name: str | None = None,
+        token: str | None = None,
+        endpoint: str | None = None,
+        location: str | None = None,
+        scheduler_server_type: str | None = None,
+        worker_server_type: str | None = None,
+        image: str | None = None,
+        env_method: str | None = None,
+        extra_packages: list[str] | None = None,
+        preinstalled: bool | None = None,
+        pip_index_url: str | None = None,
+        worker_nthreads: int | None = None,
+        worker_memory: str | None = None,
+        worker_processes: int | None = None,
+        network_cidr: str | None = None,
+        allowed_sources: list[str] | None = None,
+        client_address_url: str | None = None,
+        labels: dict[str, str] | None = None,
+        timeouts: dict[str, float] | None = None,
+        attach: bool = False,
+        shutdown_on_close: bool = True,
+        asynchronous: bool = False,
+        loop: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self._attach = attach
+        self._destroying = False
+        self._n_workers = n_workers
+        self._worker_counter = 0
+        self.protocol = "tls"
+        self.scheduler_options: dict[str, Any] = {}
+        self.worker_options: dict[str, Any] = {}
+        self.options: dict[str, Any] = {}
+        self.uuid = ""
+        if attach:
+            if not name:
+                raise ConfigError("from_existing needs the cluster's name")
+            self.state = ClusterState.load(validate_cluster_name(name))
+            endpoint = endpoint or self.state.endpoint
+            stored = self.state.settings
+            location = location or stored.get("location")
+            scheduler_server_type = scheduler_server_type or stored.get("scheduler_server_type")
+            worker_server_type = worker_server_type or stored.get("worker_server_type")
+            image = image or stored.get("image")
+            env_method = env_method or stored.get("env_method")
+            network_cidr = network_cidr or stored.get("network_cidr")
+            worker_processes = worker_processes or stored.get("worker_processes")
+            pip_index_url = pip_index_url or stored.get("pip_index_url")
+            client_address_url = client_address_url or stored.get("client_address_url")
+            extra_packages = extra_packages or stored.get("extra_packages")
+        else:
+            name = validate_cluster_name(name or generate_cluster_name())
+            if name in ClusterState.list_names():
+                raise ConfigError(
+                    f"a cluster named {name!r} exists already (attach with from_existing)"
+                )
+        self.settings = settings_module.resolve(
+            location=location,
+            scheduler_server_type=scheduler_server_type,
+            worker_server_type=worker_server_type,
+            image=image,
+            env_method=env_method,
+            extra_packages=extra_packages,
+            preinstalled=preinstalled,
+            pip_index_url=pip_index_url,
+            network_cidr=network_cidr,
+            allowed_sources=allowed_sources,
+            client_address_url=client_address_url,
+            labels=labels,
+            worker_nthreads=worker_nthreads,
+            worker_memory=worker_memory,
+            worker_processes=worker_processes,
+            timeouts=timeouts,
+        )
+        self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
+        self.infra = infra.Infra()
+        self.images: dict[str, catalog.ImageInfo] = {}
+        self.ssh_private_key = ""
+        self.ca: ClusterCA | None = None
+        self._group_lock = asyncio.Lock()
+        self._group_members: dict[int, set[str]] = {}  # placement group -> node names
+        SpecCluster.__init__(
+            self,
+            asynchronous=asynchronous,
+            loop=loop,
+            name=name,
+            shutdown_on_close=shutdown_on_close,
+            **kwargs,
+        )
+
+    # -- naming -------------------------------------------------------------------------------
+    def _new_worker_name(self, worker_number: int) -> str:
+        """Never reuse a name: a deleted server may still hold it for a moment."""
+        self._worker_counter += 1
+        return f"{self.name}-worker-{self._worker_counter - 1}"
+
+    @property
+    def image(self) -> catalog.ImageInfo:
+        return self.images["worker"]
+
+    def image_for(self, role: str) -> catalog.ImageInfo:
+        return self.images["scheduler" if role == "scheduler" else "worker"]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def _start(self) -> None:
+        while self.status == Status.starting:  # noqa: ASYNC110 - SpecCluster's own pattern
+            await asyncio.sleep(0.01)
+        if self.status == Status.running:
+            return
+        if self.status == Status.closed:
+            raise ValueError("Cluster is closed")
+        try:
+            if self._attach:
+                existing = await self._reattach()
+            else:
+                await self._provision()
+                existing = {}
+            self._make_specs(existing)
+            await SpecCluster._start(self)
+            check_versions("scheduler", await self.scheduler_comm.versions())
+        except BaseException as exc:
+            await self._rollback()
+            cause = exc.__cause__ if isinstance(exc, RuntimeError) else None
+            if isinstance(cause, ScherbelbergError | VersionMismatch):
+                raise cause from None
+            raise
+
+    async def _provision(self) -> None:
+        """Check every input against the API, then make keys, CA and the infrastructure."""
+        s, session = self.settings, self.session
+        await session.check_token()
+        location = await catalog.location(session, s.location)
+        s.scheduler_type = await catalog.server_type(session, s.scheduler_type_name, location.name)
+        s.worker_type = await catalog.server_type(session, s.worker_type_name, location.name)
+        self.images = {
+            "scheduler": await catalog.image(session, s.image_name, s.scheduler_type.architecture),
+            "worker": await catalog.image(session, s.image_name, s.worker_type.architecture),
+        }
+        sources = s.allowed_sources or [f"{await self._client_address()}/32"]
+        self.ssh_private_key, ssh_public = ssh.generate_ed25519()
+        self.ca = ClusterCA.generate(self.name)
+        self.state = ClusterState(
+            name=self.name,
+            endpoint=session.endpoint,
+            created=time.time(),
+            location=location.name,
+            labels=dict(s.labels),
+            settings=s.as_dict(),
+        )
+        self.state.save_ssh_key(self.ssh_private_key)
+        self.state.save_ca(self.ca)
+        self.state.save_client_tls(self.ca.cert_pem, self.ca.issue("client", "client"))
+        self.state.save()
+        self.security = client_security(self.state.client_tls())
+        await infra.create(
+            session,
+            self.name,
+            extra_labels=s.labels,
+            ssh_public_key=ssh_public,
+            cidr=s.network_cidr,
+            network_zone=location.network_zone,
+            allowed_sources=sources,
+            scheduler_port=s.scheduler_port,
+            infra=self.infra,
+        )
+        self._save_infra()
+        price = s.hourly_price
+        if price is not None:
+            self._log(
+                f"cluster {self.name}: scheduler {s.scheduler_type.name} + workers "
+                f"{s.worker_type.name} at {s.scheduler_type.price_hourly:.4f} + "
+                f"{s.worker_type.price_hourly:.4f} EUR/h each (billed until deleted)"
+            )
+
+    async def _reattach(self) -> dict[str, dict[str, Any]]:
+        """Load keys and CA from the state dir; find the servers by label."""
+        s, session, state = self.settings, self.session, self.state
+        await session.check_token()
+        s.scheduler_type = await catalog.server_type(session, s.scheduler_type_name, s.location)
+        s.worker_type = await catalog.server_type(session, s.worker_type_name, s.location)
+        self.images = {
+            "scheduler": await catalog.image(session, s.image_name, s.scheduler_type.architecture),
+            "worker": await catalog.image(session, s.image_name, s.worker_type.architecture),
+        }
+        self.ssh_private_key = state.ssh_key_path().read_text()
+        self.ca = state.load_ca()
+        self.security = client_security(state.client_tls())
+        self.infra = infra.Infra(
+            ssh_key_id=state.ssh_key_id,
+            network_id=state.network_id,
+            firewall_id=state.firewall_id,
+            placement_group_ids=list(state.placement_group_ids),
+        )
+        servers = await infra.list_labelled(session, "servers", labels.cluster_selector(self.name))
+        if not any(sv["labels"].get(labels.ROLE) == "scheduler" for sv in servers):
+            raise HetznerError(f"cluster {self.name} has no scheduler server (destroy it?)")
+        found: dict[str, dict[str, Any]] = {}
+        for server in servers:
+            private = server.get("private_net") or [{}]
+            found[server["name"]] = {
+                "server_id": int(server["id"]),
+                "name": server["name"],
+                "public_ip": server["public_net"]["ipv4"]["ip"],
+                "private_ip": private[0].get("ip"),
+                "role": server["labels"].get(labels.ROLE),
+            }
+        by_id = {info["server_id"]: name for name, info in found.items()}
+        for group in await infra.list_labelled(
+            session, "placement_groups", labels.cluster_selector(self.name)
+        ):
+            members = {by_id[sid] for sid in group.get("servers", []) if sid in by_id}
+            self._group_members[int(group["id"])] = members
+            if int(group["id"]) not in self.infra.placement_group_ids:
+                self.infra.placement_group_ids.append(int(group["id"]))
+        indices = [
+            int(m["index"])
+            for n in found
+            if (m := WORKER_NAME.match(n)) and m["cluster"] == self.name
+        ]
+        self._worker_counter = max(indices, default=-1) + 1
+        return found
+
+    def _make_specs(self, existing: dict[str, dict[str, Any]]) -> None:
+        group = (
+            {"group": [f"-{i}" for i in range(self.settings.worker_processes)]}
+            if self.settings.worker_processes > 1
+            else {}
+        )
+        scheduler = next((v for v in existing.values() if v["role"] == "scheduler"), None)
+        self.scheduler_spec = {
+            "cls": HetznerScheduler,
+            "options": {
+                "cluster": self,
+                "name": scheduler["name"] if scheduler else f"{self.name}-scheduler",
+                "existing": _server(scheduler) if scheduler else None,
+            },
+        }
+        self.new_spec = {"cls": HetznerWorker, "options": {"cluster": self}, **group}
+        self.worker_spec = {}
+        workers = sorted(
+            (v for v in existing.values() if v["role"] == "worker"), key=lambda v: v["name"]
+        )
+        for info in workers:
+            self.worker_spec[info["name"]] = {
+                "cls": HetznerWorker,
+                "options": {"cluster": self, "existing": _server(info)},
+                **group,
+            }
+        for _ in range(0 if self._attach else self._n_workers):
+            self.worker_spec.update(self.new_worker_spec())
+
+    async def placement_group_for(self, node_name: str) -> int:
+        """A spread group with room (Hetzner allows 10 servers per group); a new one if full."""
+        async with self._group_lock:
+            for group_id in self.infra.placement_group_ids:
+                members = self._group_members.setdefault(group_id, set())
+                if len(members) < infra.SPREAD_GROUP_SIZE:
+                    members.add(node_name)
+                    return group_id
+            group_id = await infra.new_placement_group(
+                self.session, self.name, len(self.infra.placement_group_ids), self.settings.labels
+            )
+            self.infra.placement_group_ids.append(group_id)
+            self._group_members[group_id] = {node_name}
+            self._save_infra()
+            return group_id
+
+    async def _client_address(self) -> str:
+        url = self.settings.client_address_url
+        try:
+            timeout = aiohttp.ClientTimeout(total=15)
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
+                response.raise_for_status()
+                return (await response.text()).strip()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ConfigError(
+                f"cannot detect this client's address from {url} ({exc}); "
+                "set allowed_sources or scherbelberg.client-address-url"
+            ) from None
+
+    async def _rollback(self) -> None:
+        """After a failed start: delete what was made (a new cluster) or just let go (attach)."""
+        with suppress(Exception):
+            await self._close()
+        if not self._attach and getattr(self, "state", None) is not None:
+            self._log(f"rolling back cluster {self.name}")
+            await infra.delete_cluster(
+                self.session, self.name, deadline=self.settings.timeouts["action"]
+            )
+            self.state.delete()
+
+    # -- scaling ------------------------------------------------------------------------------
+    @property
+    def retires_gracefully(self) -> bool:
+        return self.status == Status.running and not self._destroying
+
+    def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
+        """Scaling down asks the scheduler which workers to retire (keys move first)."""
+        if memory is not None or cores is not None:
+            return super().scale(n, memory=memory, cores=cores)
+        if n < len(self.worker_spec) and self.status == Status.running:
+            return self.sync(self._scale_down_to, n)
+        return super().scale(n)
+
+    async def _scale_down_to(self, n: int) -> None:
+        surplus = len(self.worker_spec) - n
+        running = {str(w.get("name")): a for a, w in self.scheduler_info.get("workers", {}).items()}
+        # first those not yet running: no data to move
+        for name in [s for s in self.worker_spec if not self._spec_running(s, running)]:
+            if surplus == 0:
+                break
+            del self.worker_spec[name]
+            surplus -= 1
+        if surplus > 0:
+            chosen = await self.scheduler_comm.workers_to_close(n=surplus, attribute="name")
+            spec_names = {self._spec_name(str(c)) for c in chosen}
+            dask_names = [c for c in chosen]
+            await self.scheduler_comm.retire_workers(
+                names=dask_names, remove=True, close_workers=True
+            )
+            for name in spec_names:
+                self.worker_spec.pop(name, None)
+        await self._correct_state()
+
+    def _spec_name(self, dask_name: str) -> str:
+        if dask_name in self.worker_spec:
+            return dask_name
+        match = WORKER_NAME.match(dask_name)
+        return f"{match['cluster']}-worker-{match['index']}" if match else dask_name
+
+    def _spec_running(self, spec_name: str, running: dict[str, str]) -> bool:
+        return any(self._spec_name(n) == spec_name for n in running)
+
+    # -- state --------------------------------------------------------------------------------
+    def _save_infra(self) -> None:
+        self.state.ssh_key_id = self.infra.ssh_key_id
+        self.state.network_id = self.infra.network_id
+        self.state.firewall_id = self.infra.firewall_id
+        self.state.placement_group_ids = list(self.infra.placement_group_ids)
+        self.state.save()
+
+    def remember(self, node: HetznerNode) -> None:
+        if node.server is None:
+            return
+        if node.role == "scheduler":
+            self.state.scheduler = node.server.as_dict()
+        else:
+            self.state.workers[node.name] = node.server.as_dict()
+        self._save_infra()
+
+    def forget(self, node: HetznerNode) -> None:
+        for members in self._group_members.values():
+            members.discard(node.name)
+        if node.role == "scheduler":
+            self.state.scheduler = None
+        else:
+            self.state.workers.pop(node.name, None)
+        if not self._destroying or self.state.directory.exists():
+            with suppress(FileNotFoundError):
+                self._save_infra()
+
+    # -- closing ------------------------------------------------------------------------------
+    async def _close(self) -> None:
+        if self.status == Status.closed:
+            return
+        if not (self.shutdown_on_close or self._destroying):
+            await self._detach()
+            return
+        self._destroying = True
+        await SpecCluster._close(self)
+        state = getattr(self, "state", None)
+        if state is not None:
+            # whatever the nodes did not delete (a crash, a lost node): by label
+            await infra.delete_cluster(
+                self.session, self.name, deadline=self.settings.timeouts["action"]
+            )
+            state.delete()
+
+    async def _detach(self) -> None:
+        """Let go of the cluster without touching its servers (it lives on)."""
+        self.status = Status.closing
+        with suppress(AttributeError):
+            self._adaptive.stop()
+        nodes = [self.scheduler, *self.workers.values()]
+        for node in nodes:
+            if isinstance(node, HetznerScheduler) and node.tunnel is not None:
+                await node.tunnel.close()
+            if isinstance(node, HetznerNode) and node.conn is not None:
+                node.conn.close()
+        if self.scheduler_comm:
+            await self.scheduler_comm.close_rpc()
+        self._SpecCluster__exit_stack.__exit__(None, None, None)
+        await DaskCluster._close(self)
+
+    async def destroy(self) -> None:
+        """Delete every resource of this cluster, also one that was only attached to."""
+        self._destroying = True
+        await self._close()
+
+    # -- what users look at -------------------------------------------------------------------
+    @property
+    def dashboard_link(self) -> str:
+        scheduler = getattr(self, "scheduler", None)
+        if isinstance(scheduler, HetznerScheduler) and scheduler.tunnel is not None:
+            return f"http://127.0.0.1:{scheduler.tunnel.local_port}/status"
+        return ""
+
+    @property
+    def scheduler_address(self) -> str:
+        scheduler = getattr(self, "scheduler", None)
+        return str(getattr(scheduler, "external_address", "") or "")
+
+    @classmethod
+    def from_existing(cls, name: str, **kwargs: Any) -> HetznerCluster:
+        """Re-attach to a cluster made earlier (by any process, from any directory)."""
+        kwargs.setdefault("shutdown_on_close", False)
+        return cls(name=name, attach=True, **kwargs)
+
+
+def _server(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info[k] for k in ("server_id", "name", "public_ip", "private_ip")}

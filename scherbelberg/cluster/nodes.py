@@ -1,0 +1,310 @@
+"""The scheduler and the workers: each a `ProcessInterface` backed by one Hetzner server.
+
+`start()` creates the server with a cloud-config made for it, waits for Hetzner's actions and
+then, over SSH with a pinned host key, for the node's own bootstrap to report ready (or failed,
+with its log). A worker counts as started only once the scheduler knows it by name. `close()`
+retires a worker gracefully (its keys move first) before its server is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dask_cloudprovider.generic.vmcluster import VMInterface
+from distributed.deploy.spec import ProcessInterface
+
+from ..bootstrap.cloud_config import WAIT_COMMAND, NodeConfig, NodeTls, build_cloud_config
+from ..hetzner import labels
+from ..hetzner.errors import ScherbelbergError
+from ..hetzner.infra import delete_servers
+from . import ssh
+from .versions import check as check_versions
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from .hetzner_cluster import HetznerCluster
+
+log = logging.getLogger(__name__)
+
+
+class BootstrapError(ScherbelbergError):
+    """A node did not come up; the message carries the tail of its logs."""
+
+
+@dataclass
+class ServerInfo:
+    server_id: int
+    name: str
+    public_ip: str
+    private_ip: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "server_id": self.server_id,
+            "name": self.name,
+            "public_ip": self.public_ip,
+            "private_ip": self.private_ip,
+        }
+
+
+class HetznerNode(VMInterface):
+    """What scheduler and worker share: one server, its SSH connection, its lifecycle."""
+
+    role = "node"
+
+    def __init__(
+        self,
+        *,
+        cluster: HetznerCluster,
+        name: str,
+        existing: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # not VMInterface.__init__: it serialises the user's whole dask config (token included)
+        ProcessInterface.__init__(self)
+        self.cluster = cluster
+        self.name = name
+        self.server: ServerInfo | None = ServerInfo(**existing) if existing else None
+        self.conn: asyncssh.SSHClientConnection | None = None
+
+    # -- the server ---------------------------------------------------------------------------
+    async def create_vm(self) -> tuple[str, str]:
+        cluster = self.cluster
+        session, settings = cluster.session, cluster.settings
+        host_private, host_public = ssh.generate_ed25519()
+        cluster.state.save_host_key(self.name, host_public)
+        user_data = build_cloud_config(self.node_config(host_private, host_public))
+        server_type = settings.scheduler_type if self.role == "scheduler" else settings.worker_type
+        group = await cluster.placement_group_for(self.name)
+        doing = f"creating {self.role} {self.name}"
+        body = await session.request(
+            doing,
+            "POST",
+            "/servers",
+            json={
+                "name": self.name,
+                "server_type": server_type.name,
+                "image": cluster.image_for(self.role).id,
+                "location": settings.location,
+                "ssh_keys": [cluster.infra.ssh_key_id],
+                "networks": [cluster.infra.network_id],
+                "firewalls": [{"firewall": cluster.infra.firewall_id}],
+                "placement_group": group,
+                "user_data": user_data,
+                "labels": {
+                    **labels.for_resource(cluster.name, self.role, settings.labels),
+                    f"{labels.PREFIX}/node": self.name,
+                },
+                "start_after_create": True,
+            },
+        )
+        server = body["server"]
+        private = [p["ip"] for p in server.get("private_net", [])]
+        self.server = ServerInfo(
+            server_id=int(server["id"]),
+            name=self.name,
+            public_ip=server["public_net"]["ipv4"]["ip"],
+            private_ip=private[0] if private else None,
+        )
+        cluster.remember(self)
+        actions = [body["action"]["id"], *[a["id"] for a in body.get("next_actions", [])]]
+        await session.wait_for_actions(actions, deadline=settings.timeouts["action"], doing=doing)
+        if self.server.private_ip is None:  # not in the create response: ask once
+            fresh = await session.request(doing, "GET", f"/servers/{self.server.server_id}")
+            nets = fresh["server"].get("private_net", [])
+            self.server.private_ip = nets[0]["ip"] if nets else None
+            cluster.remember(self)
+        if self.server.private_ip is None:
+            raise BootstrapError(f"{self.name} has no address in the cluster's private network")
+        return self.server.private_ip, self.server.public_ip
+
+    def node_config(self, host_private: str, host_public: str) -> NodeConfig:
+        raise NotImplementedError
+
+    def tls_for_node(self) -> NodeTls:
+        """A key and certificate of this node's own, from the cluster's CA."""
+        ca = self.cluster.ca
+        assert ca is not None
+        leaf = ca.issue("scheduler" if self.role == "scheduler" else "worker", self.name)
+        return NodeTls(ca_pem=ca.cert_pem, cert_pem=leaf.cert_pem, key_pem=leaf.key_pem)
+
+    async def wait_bootstrapped(self) -> None:
+        """SSH in (host key pinned) and block on the node's own wait helper: no API polling."""
+        assert self.server is not None
+        cluster = self.cluster
+        deadline = cluster.settings.timeouts["bootstrap"]
+        started = time.monotonic()
+        self.conn = await ssh.connect(
+            self.server.public_ip,
+            cluster.ssh_private_key,
+            cluster.state.host_keys()[self.name],
+            deadline=deadline,
+        )
+        remaining = max(10.0, deadline - (time.monotonic() - started))
+        status, out, err = await ssh.run(
+            self.conn, f"{WAIT_COMMAND} {int(remaining)}", timeout=remaining + 30
+        )
+        if status != 0:
+            what = "failed" if status == 1 else f"not ready after {deadline:.0f} s"
+            tail = (out + err).strip()
+            raise BootstrapError(f"{self.role} {self.name} bootstrap {what}:\n{tail}")
+
+    async def destroy_vm(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.server is None:
+            return
+        await delete_servers(
+            self.cluster.session,
+            [self.server.server_id],
+            deadline=self.cluster.settings.timeouts["action"],
+            doing=f"deleting {self.role} {self.name}",
+        )
+        self.cluster.forget(self)
+        self.server = None
+
+    async def start(self) -> None:
+        created_here = self.server is None
+        try:
+            if created_here:
+                await self.create_vm()
+                await self.wait_bootstrapped()
+            else:
+                await self.attach()
+            await self.after_start()
+        except BaseException:
+            # a node that did not come up is deleted at once: nothing half-made stays billing
+            # (one we only re-attached to is left alone)
+            if created_here:
+                try:
+                    await asyncio.shield(self.destroy_vm())
+                except Exception:
+                    log.exception("could not delete %s after its failed start", self.name)
+            raise
+        await super().start()
+
+    async def attach(self) -> None:
+        """Re-attach to a server that exists (from_existing)."""
+
+    async def after_start(self) -> None:
+        """What the role needs once its node is up."""
+
+    async def close(self) -> None:
+        await self.destroy_vm()
+        await super(VMInterface, self).close()
+
+
+class HetznerScheduler(HetznerNode):
+    role = "scheduler"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = self.cluster.settings.scheduler_port
+        self.tunnel: ssh.Tunnel | None = None
+
+    def node_config(self, host_private: str, host_public: str) -> NodeConfig:
+        settings = self.cluster.settings
+        return NodeConfig(
+            role="scheduler",
+            name=self.name,
+            env=settings.env,
+            tls=self.tls_for_node(),
+            host_key_private=host_private,
+            host_key_public=host_public,
+            private_cidr=settings.network_cidr,
+            scheduler_port=settings.scheduler_port,
+            dashboard_port=settings.dashboard_port,
+        )
+
+    def _addresses(self) -> None:
+        assert self.server is not None and self.server.private_ip is not None
+        self.address = f"tls://{self.server.private_ip}:{self.port}"  # for the workers
+        self.external_address = f"tls://{self.server.public_ip}:{self.port}"  # for the client
+
+    async def attach(self) -> None:
+        assert self.server is not None
+        self.conn = await ssh.connect(
+            self.server.public_ip,
+            self.cluster.ssh_private_key,
+            self.cluster.state.host_keys()[self.name],
+            deadline=60,
+        )
+
+    async def after_start(self) -> None:
+        self._addresses()
+        assert self.conn is not None
+        self.tunnel = await ssh.Tunnel.open(
+            self.conn, "127.0.0.1", self.cluster.settings.dashboard_port
+        )
+
+    async def destroy_vm(self) -> None:
+        if self.tunnel is not None:
+            await self.tunnel.close()
+            self.tunnel = None
+        await super().destroy_vm()
+
+
+class HetznerWorker(HetznerNode):
+    role = "worker"
+
+    def __init__(self, scheduler: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scheduler = scheduler  # tls://<scheduler private ip>:port
+
+    def node_config(self, host_private: str, host_public: str) -> NodeConfig:
+        settings = self.cluster.settings
+        return NodeConfig(
+            role="worker",
+            name=self.name,
+            env=settings.env,
+            tls=self.tls_for_node(),
+            host_key_private=host_private,
+            host_key_public=host_public,
+            private_cidr=settings.network_cidr,
+            scheduler_address=self.scheduler,
+            nthreads=settings.worker_nthreads,
+            memory_limit=settings.worker_memory,
+            nworkers=settings.worker_processes,
+        )
+
+    @property
+    def dask_names(self) -> set[str]:
+        """The names this server's workers register with (dask appends -i for nworkers > 1)."""
+        n = self.cluster.settings.worker_processes
+        return {self.name} if n == 1 else {f"{self.name}-{i}" for i in range(n)}
+
+    async def after_start(self) -> None:
+        """Started means registered at the scheduler, with the client's versions."""
+        deadline = time.monotonic() + self.cluster.settings.timeouts["registration"]
+        comm = self.cluster.scheduler_comm
+        while True:
+            workers = (await comm.identity()).get("workers", {})
+            mine = [a for a, w in workers.items() if str(w.get("name")) in self.dask_names]
+            if len(mine) == len(self.dask_names):
+                break
+            if time.monotonic() > deadline:
+                raise BootstrapError(
+                    f"worker {self.name} is up but did not register with the scheduler in time"
+                )
+            await asyncio.sleep(0.5)
+        reported = await comm.broadcast(msg={"op": "versions"}, workers=mine)
+        for info in reported.values():
+            check_versions(f"worker {self.name}", info)
+
+    async def close(self) -> None:
+        """Retire gracefully first (unless the whole cluster goes): keys move to other workers."""
+        cluster = self.cluster
+        if cluster.retires_gracefully and cluster.scheduler_comm is not None:
+            try:
+                await cluster.scheduler_comm.retire_workers(
+                    names=sorted(self.dask_names), remove=True, close_workers=True
+                )
+            except Exception:  # the server goes anyway; its data was replicated or is lost
+                log.exception("could not retire %s gracefully", self.name)
+        await super().close()

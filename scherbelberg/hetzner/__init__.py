@@ -1,0 +1,1 @@
+"""Everything that talks to the Hetzner API: session, catalog checks, labels, infrastructure."""

@@ -1,0 +1,105 @@
+"""Where the end-to-end suite runs: the local Hetzner by default, the real Hetzner Cloud when
+SCHERBELBERG_E2E_TOKEN is set (costs money: see docs/testing.md).
+
+Each test gets its own project on the local Hetzner (or the real project, which must be empty
+of scherbelberg clusters), its own state dir, and a check afterwards that nothing is left."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hcloud import Client
+
+from scherbelberg.emulator.control import EmulatorControl, LocalHetzner
+
+REAL_TOKEN = os.environ.get("SCHERBELBERG_E2E_TOKEN")
+
+
+@dataclass
+class Target:
+    """A Hetzner to test against, and the HetznerCluster arguments that point at it."""
+
+    token: str
+    endpoint: str
+    control: EmulatorControl | None  # None on the real Hetzner
+    cluster_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def local(self) -> bool:
+        return self.control is not None
+
+    def hcloud(self) -> Client:
+        return Client(self.token, api_endpoint=self.endpoint, poll_interval=0.5)
+
+    def leftovers(self) -> list[str]:
+        """Every scherbelberg-labelled resource still in the project."""
+        client = self.hcloud()
+        selector = "scherbelberg/managed"
+        found = [f"server {s.name}" for s in client.servers.get_all(label_selector=selector)]
+        found += [f"network {n.name}" for n in client.networks.get_all(label_selector=selector)]
+        found += [f"firewall {f.name}" for f in client.firewalls.get_all(label_selector=selector)]
+        found += [f"ssh key {k.name}" for k in client.ssh_keys.get_all(label_selector=selector)]
+        found += [
+            f"placement group {g.name}"
+            for g in client.placement_groups.get_all(label_selector=selector)
+        ]
+        return found
+
+
+@pytest.fixture
+def target(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Target]:
+    monkeypatch.setenv("SCHERBELBERG_STATE_DIR", str(tmp_path / "state"))
+    for name in ("HETZNER", "HCLOUD_TOKEN", "HCLOUD_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    if REAL_TOKEN:
+        endpoint = os.environ.get("SCHERBELBERG_E2E_ENDPOINT", "https://api.hetzner.cloud/v1")
+        target = Target(REAL_TOKEN, endpoint, None, {"token": REAL_TOKEN, "endpoint": endpoint})
+    else:
+        hetzner: LocalHetzner = request.getfixturevalue("local_hetzner")
+        control = hetzner.control
+        info = control.info()
+        token = control.new_project()
+        target = Target(
+            token,
+            hetzner.endpoint,
+            control,
+            {
+                "token": token,
+                "endpoint": hetzner.endpoint,
+                "pip_index_url": info["pip_index_url"],
+                "client_address_url": info["echo_url"],
+            },
+        )
+    yield target
+    left = target.leftovers()
+    if left:  # delete them (on the real Hetzner they cost money), then fail the test
+        sweep(target.hcloud())
+    assert not left, f"the test left resources behind: {left}"
+
+
+def sweep(client: Client) -> None:
+    selector = "scherbelberg/managed"
+    for server in client.servers.get_all(label_selector=selector):
+        client.servers.delete(server).wait_until_finished(max_retries=300)
+    for firewall in client.firewalls.get_all(label_selector=selector):
+        client.firewalls.delete(firewall)
+    for network in client.networks.get_all(label_selector=selector):
+        client.networks.delete(network)
+    for group in client.placement_groups.get_all(label_selector=selector):
+        client.placement_groups.delete(group)
+    for key in client.ssh_keys.get_all(label_selector=selector):
+        client.ssh_keys.delete(key)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real clusters take minutes (the first one also fills the package mirror)."""
+    for item in items:
+        if "tests/e2e/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(900))

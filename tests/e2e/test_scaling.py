@@ -1,0 +1,88 @@
+"""Must show 2 and 3: scale down retires exactly the workers the scheduler chose, their keys
+move first and their servers are deleted; adapt grows under load, never past its maximum, and
+shrinks back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dask.array as da
+import numpy as np
+from distributed import Client, wait
+
+from scherbelberg import HetznerCluster
+from tests.e2e.conftest import Target
+
+
+def server_names(target: Target) -> set[str]:
+    return {s.name for s in target.hcloud().servers.get_all()}
+
+
+def test_scale_up_then_down_keeps_every_key(target: Target) -> None:
+    with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster, Client(cluster) as client:
+        cluster.scale(3)
+        client.wait_for_workers(3, timeout=600)
+        # data spread over all three workers
+        x = da.random.RandomState(42).random((3000, 1000), chunks=(100, 1000)).persist()
+        wait(x)
+        holders = {w for ws in client.who_has(x).values() for w in ws}
+        assert len(holders) == 3
+        expected = float(np.random.RandomState(42).random((3000, 1000)).sum())
+
+        before = set(client.scheduler_info()["workers"])
+        cluster.scale(1)
+        deadline = time.monotonic() + 300
+        while len(client.scheduler_info()["workers"]) != 1 or len(cluster.workers) != 1:
+            assert time.monotonic() < deadline, "scale(1) did not finish"
+            time.sleep(0.5)
+        remaining = client.scheduler_info()["workers"]
+        (survivor_address,) = remaining
+        survivor = remaining[survivor_address]["name"]
+        assert survivor_address in before
+
+        # no key was lost: all of x now lives on the survivor and sums right
+        assert {w for ws in client.who_has(x).values() for w in ws} == {survivor_address}
+        assert abs(float(x.sum().compute()) - expected) < 1e-6 * expected
+        # the servers deleted are exactly the workers retired
+        assert server_names(target) == {f"{cluster.name}-scheduler", survivor}
+        assert set(cluster.worker_spec) == {survivor}
+
+
+def test_adapt_grows_under_burst_and_shrinks_back(target: Target) -> None:
+    with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster, Client(cluster) as client:
+        client.wait_for_workers(1, timeout=600)
+        cluster.adapt(minimum=1, maximum=3, interval="500ms", wait_count=4, target_duration="1s")
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:  # how many servers exist, sampled all along
+            while not stop.is_set():
+                workers = [n for n in server_names(target) if "-worker-" in n]
+                seen.append(len(workers))
+                stop.wait(1.0)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+
+            def slow(i: int) -> int:
+                time.sleep(1.0)
+                return i
+
+            futures = client.map(slow, range(400), pure=False)
+            deadline = time.monotonic() + 600
+            while len(client.scheduler_info()["workers"]) < 2:
+                assert time.monotonic() < deadline, "adapt never grew the cluster"
+                time.sleep(1)
+            assert sum(client.gather(futures)) == sum(range(400))
+            deadline = time.monotonic() + 300
+            while len(cluster.worker_spec) > 1 or len(server_names(target)) > 2:
+                assert time.monotonic() < deadline, "adapt never shrank back"
+                time.sleep(1)
+        finally:
+            stop.set()
+            watcher.join()
+        assert max(seen) >= 2, seen
+        assert max(seen) <= 3, seen
+        assert len(client.scheduler_info()["workers"]) == 1

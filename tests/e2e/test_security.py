@@ -1,0 +1,111 @@
+"""Must show 5 and 8: mutual TLS refuses strangers, the firewall admits only this client, the
+token is nowhere on the nodes, and the dashboard is reachable only through the SSH tunnel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import urllib.request
+from pathlib import Path
+
+import pytest
+from distributed import Client
+from distributed.comm import connect
+from distributed.security import Security
+
+from scherbelberg import HetznerCluster
+from scherbelberg.cluster import ssh
+from scherbelberg.cluster.tls import ClusterCA, write_tls_files
+from tests.e2e.conftest import Target
+from tests.machines import tcp_probe
+
+
+def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path: Path) -> None:
+    if not target.local:
+        pytest.skip("needs the local Hetzner's admin API and outside host")
+    assert target.control is not None
+    with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster:
+        address = cluster.scheduler_address
+        host, port = address.removeprefix("tls://").split(":")
+
+        # the cluster's own client works
+        with Client(cluster) as client:
+            assert client.submit(sum, [1, 2]).result() == 3
+
+        # plain TCP: the scheduler speaks only TLS
+        async def plain() -> None:
+            comm = await connect(f"tcp://{host}:{port}", timeout=5)
+            await comm.write({"op": "identity"})
+            await comm.read()
+
+        with pytest.raises((OSError, TimeoutError, asyncio.TimeoutError)):
+            asyncio.run(plain())
+
+        # a client certificate from another CA is refused
+        stranger = ClusterCA.generate("stranger")
+        files = write_tls_files(
+            tmp_path / "stranger", stranger.cert_pem, stranger.issue("client", "x")
+        )
+        wrong = Security(
+            tls_ca_file=str(files.ca_file),
+            tls_client_cert=str(files.cert_file),
+            tls_client_key=str(files.key_file),
+            require_encryption=True,
+        )
+
+        async def wrong_ca() -> None:
+            comm = await connect(address, timeout=5, **wrong.get_connection_args("client"))
+            await comm.write({"op": "identity"})
+            await comm.read()
+
+        with pytest.raises((OSError, ssl.SSLError, TimeoutError, asyncio.TimeoutError)):
+            asyncio.run(wrong_ca())
+
+        # from another host on the internet the scheduler port and SSH time out
+        outside = target.control.info()["outside_netns"]
+        assert tcp_probe(host, int(port), timeout=3, netns=outside) == "timeout"
+        assert tcp_probe(host, 22, timeout=3, netns=outside) == "timeout"
+
+        # the token is in no user_data, on no node's disk, in no state file
+        token = target.token
+        servers = target.hcloud().servers.get_all()
+        for server in servers:
+            user_data = target.control.server(server.id)["user_data"]
+            assert user_data and token not in user_data
+        state_dir = Path(os.environ["SCHERBELBERG_STATE_DIR"])
+        for path in state_dir.rglob("*"):
+            if path.is_file():
+                assert token not in path.read_text(errors="replace"), path
+
+        async def grep_nodes() -> list[str]:
+            found = []
+            for server in servers:
+                conn = await ssh.connect(
+                    server.public_net.ipv4.ip,
+                    cluster.ssh_private_key,
+                    cluster.state.host_keys()[server.name],
+                    deadline=60,
+                )
+                async with conn:
+                    _, out, _ = await ssh.run(
+                        conn,
+                        f"grep -rlsF {token} /etc /opt /root /var /home /tmp /run "
+                        "; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' "
+                        f"| grep -cF {token} || true",
+                        timeout=120,
+                    )
+                found += [line for line in out.splitlines() if line.strip() not in ("", "0")]
+            return found
+
+        assert asyncio.run(grep_nodes()) == []
+
+
+def test_dashboard_only_through_the_tunnel(target: Target) -> None:
+    with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster:
+        link = cluster.dashboard_link
+        assert link.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(link, timeout=30) as response:
+            assert response.status == 200
+        host = cluster.scheduler_address.removeprefix("tls://").split(":")[0]
+        assert tcp_probe(host, 8787, timeout=3) == "timeout"
