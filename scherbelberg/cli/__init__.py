@@ -13,6 +13,11 @@ class LazyGroup(click.Group):
 
     lazy: dict[str, tuple[str, str, str]] = {
         # name: (module, attribute, short help)
+        "demo": (
+            "scherbelberg.cli.demo",
+            "demo_command",
+            "Try scherbelberg here: a cluster on the embedded local Hetzner, then delete it.",
+        ),
         "emulator": (
             "scherbelberg.emulator.cli",
             "emulator_command",

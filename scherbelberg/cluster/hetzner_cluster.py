@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from contextlib import suppress
 from typing import Any
 
@@ -47,6 +48,8 @@ class HetznerCluster(VMCluster):
 
     scheduler_class = HetznerScheduler
     worker_class = HetznerWorker
+    scheduler_spec: dict[str, Any]
+    worker_spec: dict[str, Any]
 
     def __init__(
         self,
@@ -132,6 +135,10 @@ class HetznerCluster(VMCluster):
         self.ssh_private_key = ""
         self.ca: ClusterCA | None = None
         self._group_lock = asyncio.Lock()
+        self.scheduler_up = asyncio.Event()
+        self.closing_all = False  # the whole cluster is being deleted
+        self.deletions: list[int] = []  # delete actions to wait for at the end of close
+        self._lost_track = False  # a node could not be deleted: sweep by label
         self._group_members: dict[int, set[str]] = {}  # placement group -> node names
         SpecCluster.__init__(
             self,
@@ -170,9 +177,15 @@ class HetznerCluster(VMCluster):
                 await self._provision()
                 existing = {}
             self._make_specs(existing)
+            first_workers = await self._start_together()
             await SpecCluster._start(self)
             check_versions("scheduler", await self.scheduler_comm.versions())
+            self.scheduler_up.set()
+            if first_workers:
+                await asyncio.gather(*first_workers)
         except BaseException as exc:
+            for task in locals().get("first_workers") or []:
+                task.cancel()
             await self._rollback()
             cause = exc.__cause__ if isinstance(exc, RuntimeError) else None
             if isinstance(cause, ScherbelbergError | VersionMismatch):
@@ -182,14 +195,9 @@ class HetznerCluster(VMCluster):
     async def _provision(self) -> None:
         """Check every input against the API, then make keys, CA and the infrastructure."""
         s, session = self.settings, self.session
-        await session.check_token()
+        # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
-        s.scheduler_type = await catalog.server_type(session, s.scheduler_type_name, location.name)
-        s.worker_type = await catalog.server_type(session, s.worker_type_name, location.name)
-        self.images = {
-            "scheduler": await catalog.image(session, s.image_name, s.scheduler_type.architecture),
-            "worker": await catalog.image(session, s.image_name, s.worker_type.architecture),
-        }
+        await self._resolve_types_and_images(location.name)
         sources = s.allowed_sources or [f"{await self._client_address()}/32"]
         self.ssh_private_key, ssh_public = ssh.generate_ed25519()
         self.ca = ClusterCA.generate(self.name)
@@ -229,13 +237,7 @@ class HetznerCluster(VMCluster):
     async def _reattach(self) -> dict[str, dict[str, Any]]:
         """Load keys and CA from the state dir; find the servers by label."""
         s, session, state = self.settings, self.session, self.state
-        await session.check_token()
-        s.scheduler_type = await catalog.server_type(session, s.scheduler_type_name, s.location)
-        s.worker_type = await catalog.server_type(session, s.worker_type_name, s.location)
-        self.images = {
-            "scheduler": await catalog.image(session, s.image_name, s.scheduler_type.architecture),
-            "worker": await catalog.image(session, s.image_name, s.worker_type.architecture),
-        }
+        await self._resolve_types_and_images(s.location)
         self.ssh_private_key = state.ssh_key_path().read_text()
         self.ca = state.load_ca()
         self.security = client_security(state.client_tls())
@@ -273,6 +275,47 @@ class HetznerCluster(VMCluster):
         ]
         self._worker_counter = max(indices, default=-1) + 1
         return found
+
+    async def _start_together(self) -> list[asyncio.Future[Any]]:
+        """Create the scheduler's server, then start the first workers while it boots.
+
+        Workers only need the scheduler's private address, which Hetzner returns with the
+        create request; they register once it is up. Booting all nodes at once instead of
+        scheduler-then-workers halves the time to a ready cluster.
+        """
+        spec: dict[str, Any] = self.scheduler_spec
+        scheduler = HetznerScheduler(**spec["options"])
+        if scheduler.server is None:
+            await scheduler.post_server()
+            if scheduler.server is not None and scheduler.server.private_ip is None:
+                await scheduler._refresh_private_ip(f"creating scheduler {scheduler.name}")
+        self.scheduler_spec = {"cls": _Given(scheduler), "options": {}}
+        if scheduler.server is None or scheduler.server.private_ip is None:
+            return []  # no address yet: workers start after the scheduler, as usual
+        address = f"tls://{scheduler.server.private_ip}:{self.settings.scheduler_port}"
+        started: list[asyncio.Future[Any]] = []
+        workers: dict[str, Any] = self.worker_spec
+        for name, worker_spec in workers.items():
+            worker = HetznerWorker(address, name=name, **worker_spec["options"])
+            worker._cluster = weakref.ref(self)
+            self.workers[name] = worker
+            self._created.add(worker)
+            started.append(asyncio.ensure_future(worker))
+        return started
+
+    async def _resolve_types_and_images(self, location: str) -> None:
+        """Server types and, per architecture, the image (cax types are arm)."""
+        s, session = self.settings, self.session
+        types = await catalog.server_types(
+            session, [s.scheduler_type_name, s.worker_type_name], location
+        )
+        s.scheduler_type, s.worker_type = types[s.scheduler_type_name], types[s.worker_type_name]
+        by_architecture: dict[str, catalog.ImageInfo] = {}
+        for role, server_type in (("scheduler", s.scheduler_type), ("worker", s.worker_type)):
+            arch = server_type.architecture
+            if arch not in by_architecture:
+                by_architecture[arch] = await catalog.image(session, s.image_name, arch)
+            self.images[role] = by_architecture[arch]
 
     def _make_specs(self, existing: dict[str, dict[str, Any]]) -> None:
         group = (
@@ -420,15 +463,29 @@ class HetznerCluster(VMCluster):
         if not (self.shutdown_on_close or self._destroying):
             await self._detach()
             return
-        self._destroying = True
-        await SpecCluster._close(self)
+        self._destroying = self.closing_all = True
+        try:
+            await SpecCluster._close(self)
+        except Exception:
+            log.exception("closing cluster %s", self.name)
+            self._lost_track = True
         state = getattr(self, "state", None)
-        if state is not None:
-            # whatever the nodes did not delete (a crash, a lost node): by label
-            await infra.delete_cluster(
-                self.session, self.name, deadline=self.settings.timeouts["action"]
+        if state is None:
+            return
+        deadline = self.settings.timeouts["action"]
+        try:
+            await self.session.wait_for_actions(
+                self.deletions, deadline=deadline, doing=f"deleting cluster {self.name}"
             )
-            state.delete()
+            self.deletions = []
+        except HetznerError:
+            self._lost_track = True
+        if self._lost_track:
+            # something went wrong on the way: find what is left by label
+            await infra.delete_cluster(self.session, self.name, deadline=deadline)
+        else:
+            await infra.delete_known(self.session, self.name, self.infra)
+        state.delete()
 
     async def _detach(self) -> None:
         """Let go of the cluster without touching its servers (it lives on)."""
@@ -469,6 +526,16 @@ class HetznerCluster(VMCluster):
         """Re-attach to a cluster made earlier (by any process, from any directory)."""
         kwargs.setdefault("shutdown_on_close", False)
         return cls(name=name, attach=True, **kwargs)
+
+
+class _Given:
+    """A scheduler "class" for SpecCluster that hands back the node already being made."""
+
+    def __init__(self, node: HetznerScheduler) -> None:
+        self.node = node
+
+    def __call__(self, **options: Any) -> HetznerScheduler:
+        return self.node
 
 
 def _server(info: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from distributed.deploy.spec import ProcessInterface
 from ..bootstrap.cloud_config import WAIT_COMMAND, NodeConfig, NodeTls, build_cloud_config
 from ..hetzner import labels
 from ..hetzner.errors import ScherbelbergError
-from ..hetzner.infra import delete_servers
+from ..hetzner.infra import delete_servers, delete_servers_now
 from . import ssh
 from .versions import check as check_versions
 
@@ -71,9 +72,41 @@ class HetznerNode(VMInterface):
         self.name = name
         self.server: ServerInfo | None = ServerInfo(**existing) if existing else None
         self.conn: asyncssh.SSHClientConnection | None = None
+        self.fresh = False  # created by this process (not re-attached)
+        # when each stage was reached (time.time()): requested, created, bootstrapped, ready
+        self.events: dict[str, float] = {}
+        self._actions: list[int] = []
 
     # -- the server ---------------------------------------------------------------------------
     async def create_vm(self) -> tuple[str, str]:
+        """Create the server and wait for Hetzner's create and start actions."""
+        if self.server is None:
+            await self.post_server()
+        assert self.server is not None
+        cluster = self.cluster
+        doing = f"creating {self.role} {self.name}"
+        await cluster.session.wait_for_actions(
+            self._actions, deadline=cluster.settings.timeouts["action"], doing=doing
+        )
+        if self.server.private_ip is None:  # not in the create response: ask once more
+            await self._refresh_private_ip(doing)
+        if self.server.private_ip is None:
+            raise BootstrapError(f"{self.name} has no address in the cluster's private network")
+        self.events["created"] = time.time()
+        return self.server.private_ip, self.server.public_ip
+
+    async def _refresh_private_ip(self, doing: str) -> None:
+        assert self.server is not None
+        fresh = await self.cluster.session.request(
+            doing, "GET", f"/servers/{self.server.server_id}"
+        )
+        nets = fresh["server"].get("private_net", [])
+        self.server.private_ip = nets[0]["ip"] if nets else None
+        self.cluster.remember(self)
+
+    async def post_server(self) -> None:
+        """Ask Hetzner for the server; returns as soon as its addresses are known."""
+        self.events["requested"] = time.time()
         cluster = self.cluster
         session, settings = cluster.session, cluster.settings
         host_private, host_public = ssh.generate_ed25519()
@@ -112,16 +145,8 @@ class HetznerNode(VMInterface):
             private_ip=private[0] if private else None,
         )
         cluster.remember(self)
-        actions = [body["action"]["id"], *[a["id"] for a in body.get("next_actions", [])]]
-        await session.wait_for_actions(actions, deadline=settings.timeouts["action"], doing=doing)
-        if self.server.private_ip is None:  # not in the create response: ask once
-            fresh = await session.request(doing, "GET", f"/servers/{self.server.server_id}")
-            nets = fresh["server"].get("private_net", [])
-            self.server.private_ip = nets[0]["ip"] if nets else None
-            cluster.remember(self)
-        if self.server.private_ip is None:
-            raise BootstrapError(f"{self.name} has no address in the cluster's private network")
-        return self.server.private_ip, self.server.public_ip
+        self.fresh = True
+        self._actions = [body["action"]["id"], *[a["id"] for a in body.get("next_actions", [])]]
 
     def node_config(self, host_private: str, host_public: str) -> NodeConfig:
         raise NotImplementedError
@@ -160,28 +185,39 @@ class HetznerNode(VMInterface):
             self.conn = None
         if self.server is None:
             return
-        await delete_servers(
-            self.cluster.session,
-            [self.server.server_id],
-            deadline=self.cluster.settings.timeouts["action"],
-            doing=f"deleting {self.role} {self.name}",
-        )
+        doing = f"deleting {self.role} {self.name}"
+        if self.cluster.closing_all:
+            # the whole cluster goes: delete now, wait once for all servers at the end
+            self.cluster.deletions += await delete_servers_now(
+                self.cluster.session, [self.server.server_id], doing=doing
+            )
+        else:
+            await delete_servers(
+                self.cluster.session,
+                [self.server.server_id],
+                deadline=self.cluster.settings.timeouts["action"],
+                doing=doing,
+            )
         self.cluster.forget(self)
         self.server = None
 
     async def start(self) -> None:
-        created_here = self.server is None
         try:
-            if created_here:
-                await self.create_vm()
-                await self.wait_bootstrapped()
+            if self.server is None or self.fresh:
+                if self.server is None:
+                    await self.post_server()
+                # Hetzner's actions and the node's own boot are awaited together: SSH tells
+                # when the node is up, a failed action ends the wait at once
+                await _both(self.create_vm(), self.wait_bootstrapped())
+                self.events["bootstrapped"] = time.time()
             else:
                 await self.attach()
             await self.after_start()
+            self.events["ready"] = time.time()
         except BaseException:
             # a node that did not come up is deleted at once: nothing half-made stays billing
             # (one we only re-attached to is left alone)
-            if created_here:
+            if self.fresh:
                 try:
                     await asyncio.shield(self.destroy_vm())
                 except Exception:
@@ -281,6 +317,7 @@ class HetznerWorker(HetznerNode):
 
     async def after_start(self) -> None:
         """Started means registered at the scheduler, with the client's versions."""
+        await self.cluster.scheduler_up.wait()  # workers may boot before the scheduler is up
         deadline = time.monotonic() + self.cluster.settings.timeouts["registration"]
         comm = self.cluster.scheduler_comm
         while True:
@@ -308,3 +345,16 @@ class HetznerWorker(HetznerNode):
             except Exception:  # the server goes anyway; its data was replicated or is lost
                 log.exception("could not retire %s gracefully", self.name)
         await super().close()
+
+
+async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> None:
+    """Await two things; the first failure cancels the other and is raised."""
+    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # raises the failure, if any
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -47,15 +47,35 @@ async def location(session: HetznerSession, name: str) -> LocationInfo:
     return LocationInfo(name=found["name"], network_zone=found["network_zone"])
 
 
-async def server_type(session: HetznerSession, name: str, location_name: str) -> ServerTypeInfo:
-    body = await session.request(
-        f"looking up server type {name!r}", "GET", "/server_types", params={"name": name}
-    )
-    if not body.get("server_types"):
-        raise ConfigError(
-            f"unknown server type {name!r} (see `scherbelberg catalog` for the current types)"
+async def server_types(
+    session: HetznerSession, names: list[str], location_name: str
+) -> dict[str, ServerTypeInfo]:
+    """Several server types with one request (the whole list fits a page or two)."""
+    listed: list[dict[str, Any]] = []
+    page: int | None = 1
+    while page is not None:
+        body = await session.request(
+            "looking up server types", "GET", "/server_types", params={"page": page, "per_page": 50}
         )
-    data: dict[str, Any] = body["server_types"][0]
+        listed += body.get("server_types", [])
+        page = body.get("meta", {}).get("pagination", {}).get("next_page")
+    by_name = {data["name"]: data for data in listed}
+    result = {}
+    for name in dict.fromkeys(names):
+        if name not in by_name:
+            raise ConfigError(
+                f"unknown server type {name!r} (see `scherbelberg catalog` for the current types)"
+            )
+        result[name] = _server_type(by_name[name], location_name)
+    return result
+
+
+async def server_type(session: HetznerSession, name: str, location_name: str) -> ServerTypeInfo:
+    return (await server_types(session, [name], location_name))[name]
+
+
+def _server_type(data: dict[str, Any], location_name: str) -> ServerTypeInfo:
+    name = data["name"]
     in_location = next(
         (loc for loc in data.get("locations", []) if loc["name"] == location_name), None
     )

@@ -131,10 +131,10 @@ async def list_labelled(session: HetznerSession, kind: str, selector: str) -> li
     return items
 
 
-async def delete_servers(
-    session: HetznerSession, server_ids: list[int], *, deadline: float, doing: str
-) -> None:
-    """Delete servers and wait until Hetzner reports them gone (one batched wait)."""
+async def delete_servers_now(
+    session: HetznerSession, server_ids: list[int], *, doing: str
+) -> list[int]:
+    """Ask Hetzner to delete servers; returns the delete actions to wait for."""
     actions = []
     for server_id in server_ids:
         try:
@@ -144,6 +144,14 @@ async def delete_servers(
                 continue  # already gone: deleting is idempotent
             raise
         actions.append(int(body["action"]["id"]))
+    return actions
+
+
+async def delete_servers(
+    session: HetznerSession, server_ids: list[int], *, deadline: float, doing: str
+) -> None:
+    """Delete servers and wait until Hetzner reports them gone (one batched wait)."""
+    actions = await delete_servers_now(session, server_ids, doing=doing)
     await session.wait_for_actions(actions, deadline=deadline, doing=doing)
 
 
@@ -165,3 +173,19 @@ async def delete_cluster(session: HetznerSession, cluster: str, *, deadline: flo
                     raise
             deleted.append(f"{kind.rstrip('s').replace('_', ' ')} {item['name']}")
     return deleted
+
+
+async def delete_known(session: HetznerSession, cluster: str, infra: Infra) -> None:
+    """Delete the infrastructure we made, by id (no listing: every request counts)."""
+    doing = f"deleting cluster {cluster}"
+    targets = [("firewalls", infra.firewall_id), ("networks", infra.network_id)]
+    targets += [("placement_groups", gid) for gid in infra.placement_group_ids]
+    targets += [("ssh_keys", infra.ssh_key_id)]
+    for kind, resource_id in targets:
+        if resource_id is None:
+            continue
+        try:
+            await session.request(doing, "DELETE", f"/{kind}/{resource_id}")
+        except HetznerError as exc:
+            if "(not_found)" not in str(exc):
+                raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +25,8 @@ T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 TOKEN_VARIABLES = ("HETZNER", "HCLOUD_TOKEN")
+FIRST_POLL = 1.0  # seconds before the first action poll
+MAX_POLL = 4.0
 
 
 def resolve_token(token: str | None = None, variable: str | None = None) -> str:
@@ -68,6 +69,10 @@ class HetznerSession:
             application_version=__version__,
             timeout=request_timeout,
         )
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._doing: dict[int, str] = {}
+        self._interval = FIRST_POLL
+        self._poller: asyncio.Task[None] | None = None
 
     async def call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking hcloud call in a thread; API errors become one-line HetznerErrors."""
@@ -91,30 +96,70 @@ class HetznerSession:
     async def wait_for_actions(self, action_ids: list[int], *, deadline: float, doing: str) -> None:
         """Wait until every action succeeded; raise on the first that failed or at the deadline.
 
-        One request per poll for up to 50 actions; the poll interval starts at 0.25 s (actions
-        on the local Hetzner finish at once) and backs off to 2 s (real creates take ~10 s).
+        All waiters of this session share one poller: one `GET /actions?id=…` request per
+        poll for every pending action of every server (50 per request). Polls come after 1, 3,
+        7 s and then every 4 s (a real create takes ~10 s); callers do other waiting (SSH,
+        bootstrap) meanwhile, so the lag costs no time, and every request counts against
+        Hetzner's 3600 per hour.
         """
-        pending = list(dict.fromkeys(action_ids))
-        give_up = time.monotonic() + deadline
-        interval = 0.25
-        while pending:
-            for chunk_start in range(0, len(pending), 50):
-                chunk = pending[chunk_start : chunk_start + 50]
-                body = await self.request(
-                    doing, "GET", "/actions", params={"id": chunk, "per_page": 50}
-                )
+        ids = list(dict.fromkeys(action_ids))
+        if not ids:
+            return
+        loop = asyncio.get_running_loop()
+        futures = []
+        for action_id in ids:
+            future = self._pending.get(action_id)
+            if future is None or future.done():
+                future = loop.create_future()
+                self._pending[action_id] = future
+                self._doing[action_id] = doing
+            futures.append(future)
+        if self._poller is None or self._poller.done():
+            self._interval = FIRST_POLL
+            self._poller = loop.create_task(self._poll())
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=deadline)
+        except TimeoutError:
+            raise HetznerError(f"{doing}: not finished after {deadline:.0f} s") from None
+        finally:
+            for action_id in ids:
+                future = self._pending.get(action_id)
+                if future is not None and future.done():
+                    self._pending.pop(action_id, None)
+                    self._doing.pop(action_id, None)
+
+    async def _poll(self) -> None:
+        while any(not f.done() for f in self._pending.values()):
+            await asyncio.sleep(self._interval)
+            self._interval = min(MAX_POLL, self._interval * 2)
+            waiting = [i for i, f in self._pending.items() if not f.done()]
+            for start in range(0, len(waiting), 50):
+                chunk = waiting[start : start + 50]
+                try:
+                    body = await self.request(
+                        "waiting for actions",
+                        "GET",
+                        "/actions",
+                        params={"id": chunk, "per_page": 50},
+                    )
+                except HetznerError as exc:
+                    for action_id in chunk:
+                        future = self._pending.get(action_id)
+                        if future is not None and not future.done():
+                            future.set_exception(exc)
+                    continue
                 for action in body.get("actions", []):
+                    future = self._pending.get(action["id"])
+                    if future is None or future.done():
+                        continue
                     if action["status"] == "success":
-                        pending.remove(action["id"])
+                        future.set_result(None)
                     elif action["status"] == "error":
                         error = action.get("error") or {}
-                        raise HetznerError(
-                            f"{doing}: {action['command']} failed: "
-                            f"{error.get('message', 'unknown error')} ({error.get('code')})"
+                        future.set_exception(
+                            HetznerError(
+                                f"{self._doing.get(action['id'], 'waiting')}: "
+                                f"{action['command']} failed: "
+                                f"{error.get('message', 'unknown error')} ({error.get('code')})"
+                            )
                         )
-            if not pending:
-                return
-            if time.monotonic() + interval > give_up:
-                raise HetznerError(f"{doing}: not finished after {deadline:.0f} s")
-            await asyncio.sleep(interval)
-            interval = min(2.0, interval * 2)

@@ -23,12 +23,16 @@ def test_scale_up_then_down_keeps_every_key(target: Target) -> None:
     with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster, Client(cluster) as client:
         cluster.scale(3)
         client.wait_for_workers(3, timeout=600)
-        # data spread over all three workers
-        x = da.random.RandomState(42).random((3000, 1000), chunks=(100, 1000)).persist()
-        wait(x)
-        holders = {w for ws in client.who_has(x).values() for w in ws}
+        # scattered data has no graph to recompute it from: if a key were lost on the way
+        # down, gathering it would fail instead of silently recomputing
+        pieces = [np.full(100_000, i, dtype=np.int64) for i in range(30)]
+        scattered = client.scatter(pieces)
+        wait(scattered)
+        holders = {w for ws in client.who_has(scattered).values() for w in ws}
         assert len(holders) == 3
-        expected = float(np.random.RandomState(42).random((3000, 1000)).sum())
+        # and a persisted array as dask users hold it
+        x = da.arange(3_000_000, chunks=100_000).persist()
+        wait(x)
 
         before = set(client.scheduler_info()["workers"])
         cluster.scale(1)
@@ -41,9 +45,12 @@ def test_scale_up_then_down_keeps_every_key(target: Target) -> None:
         survivor = remaining[survivor_address]["name"]
         assert survivor_address in before
 
-        # no key was lost: all of x now lives on the survivor and sums right
+        # no key was lost: everything now lives on the survivor, byte for byte
+        assert {w for ws in client.who_has(scattered).values() for w in ws} == {survivor_address}
         assert {w for ws in client.who_has(x).values() for w in ws} == {survivor_address}
-        assert abs(float(x.sum().compute()) - expected) < 1e-6 * expected
+        for piece, got in zip(pieces, client.gather(scattered), strict=True):
+            np.testing.assert_array_equal(got, piece)
+        assert int(x.sum().compute()) == 3_000_000 * 2_999_999 // 2
         # the servers deleted are exactly the workers retired
         assert server_names(target) == {f"{cluster.name}-scheduler", survivor}
         assert set(cluster.worker_spec) == {survivor}

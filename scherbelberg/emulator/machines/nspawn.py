@@ -140,6 +140,7 @@ class NspawnBackend:
         self._progress = progress
         self.lab = Lab(lab_index)
         self._machines: dict[int, _Machine] = {}
+        self._removals: set[asyncio.Task[None]] = set()  # disks being deleted in the background
         self._images: dict[int, list[Path] | None] = {}  # None: the base image
         self._callback: MachineExitCallback | None = None
         self._started = False
@@ -191,6 +192,8 @@ class NspawnBackend:
             with contextlib.suppress(Exception):
                 await self._hard_stop(m, requested=True)
         self._machines.clear()
+        if self._removals:
+            await asyncio.gather(*self._removals, return_exceptions=True)
         if self.lab.index >= 0:
             await cleanup.remove_instance(self.lab.index, self._state_base)
         await self.lab.stop()
@@ -424,8 +427,18 @@ class NspawnBackend:
             m.cgroups.remove()
         await self.lab.remove_server(server_id)
         self._machines.pop(server_id, None)
+        # the disk may hold a whole Python environment (seconds to delete): move it aside at
+        # once, as Hetzner frees a deleted server at once, and delete it in the background
         d = self.root / "servers" / str(server_id)
-        await asyncio.to_thread(shutil.rmtree, d, True)
+        trash = self.root / "trash" / f"{server_id}-{time.monotonic_ns()}"
+        try:
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            d.rename(trash)
+        except FileNotFoundError:
+            return
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(shutil.rmtree, trash, True))
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
 
     def is_running(self, server_id: int) -> bool:
         m = self._machines.get(server_id)
