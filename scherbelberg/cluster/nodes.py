@@ -149,7 +149,23 @@ class HetznerNode(VMInterface):
         self._actions = [body["action"]["id"], *[a["id"] for a in body.get("next_actions", [])]]
 
     def node_config(self, host_private: str, host_public: str) -> NodeConfig:
-        raise NotImplementedError
+        """What this node's cloud-config is built from: shared parts plus `role_options()`."""
+        settings = self.cluster.settings
+        return NodeConfig(
+            role="scheduler" if self.role == "scheduler" else "worker",
+            name=self.name,
+            env=settings.env,
+            tls=self.tls_for_node(),
+            host_key_private=host_private,
+            host_key_public=host_public,
+            private_cidr=settings.network_cidr,
+            scheduler_port=settings.scheduler_port,
+            dashboard_port=settings.dashboard_port,
+            **self.role_options(),
+        )
+
+    def role_options(self) -> dict[str, Any]:
+        return {}
 
     def tls_for_node(self) -> NodeTls:
         """A key and certificate of this node's own, from the cluster's CA."""
@@ -244,20 +260,6 @@ class HetznerScheduler(HetznerNode):
         self.port = self.cluster.settings.scheduler_port
         self.tunnel: ssh.Tunnel | None = None
 
-    def node_config(self, host_private: str, host_public: str) -> NodeConfig:
-        settings = self.cluster.settings
-        return NodeConfig(
-            role="scheduler",
-            name=self.name,
-            env=settings.env,
-            tls=self.tls_for_node(),
-            host_key_private=host_private,
-            host_key_public=host_public,
-            private_cidr=settings.network_cidr,
-            scheduler_port=settings.scheduler_port,
-            dashboard_port=settings.dashboard_port,
-        )
-
     def _addresses(self) -> None:
         assert self.server is not None and self.server.private_ip is not None
         self.address = f"tls://{self.server.private_ip}:{self.port}"  # for the workers
@@ -293,21 +295,14 @@ class HetznerWorker(HetznerNode):
         super().__init__(**kwargs)
         self.scheduler = scheduler  # tls://<scheduler private ip>:port
 
-    def node_config(self, host_private: str, host_public: str) -> NodeConfig:
+    def role_options(self) -> dict[str, Any]:
         settings = self.cluster.settings
-        return NodeConfig(
-            role="worker",
-            name=self.name,
-            env=settings.env,
-            tls=self.tls_for_node(),
-            host_key_private=host_private,
-            host_key_public=host_public,
-            private_cidr=settings.network_cidr,
-            scheduler_address=self.scheduler,
-            nthreads=settings.worker_nthreads,
-            memory_limit=settings.worker_memory,
-            nworkers=settings.worker_processes,
-        )
+        return {
+            "scheduler_address": self.scheduler,
+            "nthreads": settings.worker_nthreads,
+            "memory_limit": settings.worker_memory,
+            "nworkers": settings.worker_processes,
+        }
 
     @property
     def dask_names(self) -> set[str]:

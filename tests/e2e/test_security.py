@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
 from distributed import Client
 from distributed.comm import connect
@@ -102,10 +102,20 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
 
 
 def test_dashboard_only_through_the_tunnel(target: Target) -> None:
-    with HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster:
-        link = cluster.dashboard_link
-        assert link.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(link, timeout=30) as response:
-            assert response.status == 200
-        host = cluster.scheduler_address.removeprefix("tls://").split(":")[0]
-        assert tcp_probe(host, 8787, timeout=3) == "timeout"
+    """Also the asynchronous form users write: `async with HetznerCluster(asynchronous=True)`."""
+
+    async def check() -> str:
+        async with HetznerCluster(
+            n_workers=1, asynchronous=True, **target.cluster_kwargs
+        ) as cluster:
+            link = cluster.dashboard_link
+            assert link.startswith("http://127.0.0.1:")
+            async with aiohttp.ClientSession() as http, http.get(link) as response:
+                assert response.status == 200
+                assert "Dask" in await response.text()
+            host = cluster.scheduler_address.removeprefix("tls://").split(":")[0]
+            assert await asyncio.to_thread(tcp_probe, host, 8787, 3) == "timeout"
+            return str(cluster.name)
+
+    asyncio.run(check())
+    assert target.leftovers() == []
