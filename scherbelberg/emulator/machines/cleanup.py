@@ -31,8 +31,8 @@ DEFAULT_STATE_DIR = Path("/var/lib/scherbelberg/emulator")
 
 
 def state_dir() -> Path:
-    """Where machines' disks live: `SCHERBELBERG_STATE_DIR` or /var/lib/scherbelberg/emulator."""
-    env = os.environ.get("SCHERBELBERG_STATE_DIR")
+    """Where machines' disks live: `SCHERBELBERG_EMULATOR_DIR` or /var/lib/scherbelberg/emulator."""
+    env = os.environ.get("SCHERBELBERG_EMULATOR_DIR")
     return Path(env) if env else DEFAULT_STATE_DIR
 
 

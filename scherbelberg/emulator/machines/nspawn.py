@@ -115,7 +115,7 @@ class NspawnBackend:
     """The `MachineBackend` that boots servers as systemd-nspawn machines.
 
     Arguments (all optional):
-    - `state_dir`: where instance state lives (default `SCHERBELBERG_STATE_DIR` or
+    - `state_dir`: where instance state lives (default `SCHERBELBERG_EMULATOR_DIR` or
       /var/lib/scherbelberg/emulator); this instance uses `<state_dir>/sbg<k>/`.
     - `image_dir`: image cache (default `SCHERBELBERG_IMAGE_DIR` or /var/cache/scherbelberg/images).
     - `lab_index`: force instance index k (default: the first free one).
