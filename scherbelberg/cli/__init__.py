@@ -13,6 +13,41 @@ class LazyGroup(click.Group):
 
     lazy: dict[str, tuple[str, str, str]] = {
         # name: (module, attribute, short help)
+        "catalog": (
+            "scherbelberg.cli.catalog",
+            "catalog_command",
+            "Locations and server types with prices.",
+        ),
+        "cleanup": (
+            "scherbelberg.cli.cleanup",
+            "cleanup_command",
+            "Delete resources left by crashes (no live cluster).",
+        ),
+        "client": (
+            "scherbelberg.cli.connect",
+            "client_command",
+            "Print how to connect a Dask Client (-o json for scripts).",
+        ),
+        "create": ("scherbelberg.cli.create", "create_command", "Create a cluster that persists."),
+        "dashboard": (
+            "scherbelberg.cli.connect",
+            "dashboard_command",
+            "Open an SSH tunnel to a cluster's dashboard.",
+        ),
+        "destroy": (
+            "scherbelberg.cli.destroy",
+            "destroy_command",
+            "Delete a cluster (or --all) by label.",
+        ),
+        "logs": (
+            "scherbelberg.cli.remote",
+            "logs_command",
+            "Show a node's bootstrap log and Dask service journal.",
+        ),
+        "ls": ("scherbelberg.cli.ls", "ls_command", "List clusters, nodes and their cost."),
+        "scale": ("scherbelberg.cli.scale", "scale_command", "Set a cluster's worker count."),
+        "scp": ("scherbelberg.cli.remote", "scp_command", "Copy files to or from a node."),
+        "ssh": ("scherbelberg.cli.remote", "ssh_command", "A shell or command on a node."),
         "demo": (
             "scherbelberg.cli.demo",
             "demo_command",
@@ -51,5 +86,6 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="scherbelberg")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks and library logs.")
+def main(debug: bool) -> None:
     """Deploy and manage Dask clusters on the Hetzner Cloud."""

@@ -1,0 +1,63 @@
+"""`scherbelberg catalog`: locations and server types with prices, from the API."""
+
+from __future__ import annotations
+
+import click
+
+from . import common
+
+
+@common.command("catalog")
+@click.option(
+    "--location", "-l", default=None, help="Prices in this location (default: the configured one)."
+)
+@click.option("--all", "show_all", is_flag=True, help="Include deprecated server types.")
+@common.output_option
+@common.api_options
+def catalog_command(
+    location: str | None, show_all: bool, output: str, endpoint: str | None, token_env: str | None
+) -> None:
+    """Locations, and server types with cores, memory, architecture and gross prices."""
+    from ..cluster import inventory
+
+    session = common.session(token_env, endpoint)
+    data = common.run(inventory.catalog(session))
+    if output == "json":
+        common.emit_json(data)
+        return
+    if location is None:
+        import dask.config
+
+        from .. import config  # noqa: F401 - the scherbelberg config defaults
+
+        location = str(dask.config.get("scherbelberg.location"))
+    names = [loc["name"] for loc in data["locations"]]
+    if location not in names:
+        raise common.CliError(f"unknown location {location!r} (known: {', '.join(names)})")
+    common.table(
+        ["location", "city", "country", "zone"],
+        [[x["name"], x["city"], x["country"], x["network_zone"]] for x in data["locations"]],
+        title="locations",
+    )
+    rows = []
+    for t in data["server_types"]:
+        if t["deprecated"] and not show_all:
+            continue
+        price = t["prices"].get(location)
+        rows.append(
+            [
+                t["name"],
+                t["architecture"],
+                t["cores"],
+                f"{t['memory_gb']:g}",
+                common.money(price["hourly"]) if price else "n/a",
+                common.money(price["monthly"], 2) if price else "n/a",
+                f"until {t['unavailable_after'] or '?'}"[:16] if t["deprecated"] else "",
+            ]
+        )
+    common.table(
+        ["type", "arch", "cores", "GB", "€/h", "€/month", "deprecated"],
+        rows,
+        title=f"server types in {location} (gross prices)",
+        right=["cores", "GB", "€/h", "€/month"],
+    )

@@ -1,0 +1,264 @@
+"""`scherbelberg create`: a cluster that persists after the command, with live progress.
+
+The cluster object runs here until every node is ready, then only detaches
+(`shutdown_on_close=False`): the servers keep running until `scherbelberg destroy`. Ctrl-C
+while creating cancels the start, whose rollback deletes whatever was made (by label); the
+command then checks the project and says what, if anything, is left.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import common
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..cluster.hetzner_cluster import HetznerCluster
+    from ..cluster.nodes import HetznerNode
+
+STAGES = {  # the node's last event -> what it is doing now
+    None: "requesting server",
+    "requested": "server requested, starting",
+    "created": "booting, installing env, starting dask",
+    "bootstrapped": "registering",
+    "ready": "ready",
+}
+
+
+@common.command("create")
+@click.option("--name", default=None, help="Cluster name (default: sbg-xxxxxx).")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(min=0))
+@click.option("--scheduler-type", default=None, help="Server type of the scheduler.")
+@click.option("--worker-type", default=None, help="Server type of each worker.")
+@click.option("--location", "-l", default=None, help="Hetzner location, e.g. fsn1.")
+@click.option("--image", default=None, help="System image name or snapshot id.")
+@click.option("--env", "env_method", type=click.Choice(["pip", "conda"]), default=None)
+@click.option(
+    "--package", "-p", "packages", multiple=True, help="Extra package for the nodes (repeatable)."
+)
+@click.option("--worker-processes", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    help="Wait until Dask is up (default), or only until every server is requested.",
+)
+@common.output_option
+@common.api_options
+def create_command(
+    name: str | None,
+    workers: int,
+    scheduler_type: str | None,
+    worker_type: str | None,
+    location: str | None,
+    image: str | None,
+    env_method: str | None,
+    packages: tuple[str, ...],
+    worker_processes: int | None,
+    wait: bool,
+    output: str,
+    endpoint: str | None,
+    token_env: str | None,
+) -> None:
+    """Create a cluster that keeps running after this command (until `destroy`).
+
+    Shows each node's progress, then the scheduler address, how to reach the dashboard and
+    the hourly price. Ctrl-C while creating deletes everything made so far.
+    """
+    from ..cluster.state import generate_cluster_name, validate_cluster_name
+
+    name = validate_cluster_name(name or generate_cluster_name())
+    kwargs: dict[str, Any] = {
+        "n_workers": workers,
+        "name": name,
+        "token": common.token(token_env),
+        "endpoint": common.endpoint(endpoint),
+        "location": location,
+        "scheduler_server_type": scheduler_type,
+        "worker_server_type": worker_type,
+        "image": image,
+        "env_method": env_method,
+        "extra_packages": list(packages) or None,
+        "worker_processes": worker_processes,
+    }
+    err = common.console(stderr=True)
+    try:
+        summary = common.run(_create(kwargs, err, wait, output))
+    except KeyboardInterrupt:
+        left = _left_over(kwargs, name)
+        if left is None:
+            raise common.CliError(
+                f"interrupted; could not check what is left of {name}: "
+                f"run `scherbelberg destroy {name}`"
+            ) from None
+        if left:
+            raise common.CliError(
+                f"interrupted; {len(left)} resources of {name} are left "
+                f"({', '.join(left[:3])}…): run `scherbelberg destroy {name}`"
+            ) from None
+        click.echo(f"error: interrupted; cluster {name} was rolled back, nothing is left", err=True)
+        sys.exit(130)
+    _emit(summary, output)
+
+
+def _emit(summary: dict[str, Any], output: str) -> None:
+    if output == "json":
+        common.emit_json(summary)
+    else:
+        _print_summary(summary)
+
+
+async def _create(kwargs: dict[str, Any], err: Console, wait: bool, output: str) -> dict[str, Any]:
+    import asyncio
+
+    from rich.live import Live
+
+    from ..cluster.hetzner_cluster import HetznerCluster
+
+    cluster = HetznerCluster(asynchronous=True, shutdown_on_close=False, **kwargs)
+    cluster.quiet = True  # its messages would mix into stdout (-o json); the summary says it
+    started = time.time()
+    n = kwargs["n_workers"]
+    # transient: on failure only the one error line stays; the final table is printed below
+    live = Live(_progress(cluster, n, started), console=err, refresh_per_second=4, transient=True)
+    with live:
+
+        async def watch() -> None:
+            while True:
+                live.update(_progress(cluster, n, started))
+                if not wait and _all_requested(cluster, n):
+                    return
+                await asyncio.sleep(0.25)
+
+        watcher = asyncio.ensure_future(watch())
+        starting = asyncio.ensure_future(_start(cluster))
+        try:
+            done, _ = await asyncio.wait({watcher, starting}, return_when=asyncio.FIRST_COMPLETED)
+            if starting in done:
+                starting.result()
+            live.update(_progress(cluster, n, started))
+        except asyncio.CancelledError:
+            starting.cancel()  # its rollback deletes what was made
+            await asyncio.gather(starting, return_exceptions=True)
+            raise
+        finally:
+            watcher.cancel()
+    err.print(_progress(cluster, n, started))
+    summary = _summary(cluster, n, started, wait)
+    if not wait:
+        # every server exists and bootstraps on its own: leave at once, without cancelling
+        # the start (that would roll the cluster back) and without closing anything
+        _emit(summary, output)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    await cluster.close()  # shutdown_on_close=False: only detaches
+    return summary
+
+
+async def _start(cluster: HetznerCluster) -> None:
+    await cluster
+
+
+def _nodes(cluster: HetznerCluster) -> list[HetznerNode]:
+    from ..cluster.nodes import HetznerNode
+
+    nodes: list[HetznerNode] = []
+    scheduler = getattr(cluster, "scheduler", None)
+    if not isinstance(scheduler, HetznerNode):
+        given = (getattr(cluster, "scheduler_spec", None) or {}).get("cls")
+        scheduler = getattr(given, "node", None)
+    if isinstance(scheduler, HetznerNode):
+        nodes.append(scheduler)
+    nodes += [w for w in cluster.workers.values() if isinstance(w, HetznerNode)]
+    return nodes
+
+
+def _all_requested(cluster: HetznerCluster, n: int) -> bool:
+    nodes = _nodes(cluster)
+    return len(nodes) == n + 1 and all(node.server is not None for node in nodes)
+
+
+def _progress(cluster: HetznerCluster, n: int, started: float) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    grid = Table(
+        title=f"{cluster.name}: 1 scheduler + {n} worker{'' if n == 1 else 's'} "
+        f"({time.time() - started:.0f} s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("node", "stage", "s"):
+        grid.add_column(column, justify="right" if column == "s" else "left", overflow="fold")
+    nodes = {node.name: node for node in _nodes(cluster)}
+    names = [f"{cluster.name}-scheduler", *sorted(set(nodes) - {f"{cluster.name}-scheduler"})]
+    for name in names:
+        node = nodes.get(name)
+        events = node.events if node is not None else {}
+        last = max(events, key=lambda e: events[e]) if events else None
+        done = last == "ready"
+        since = events.get("requested", started)
+        elapsed = (events["ready"] if done else time.time()) - since
+        stage = STAGES.get(last, last or "waiting")
+        grid.add_row(
+            name.removeprefix(f"{cluster.name}-"),
+            f"[green]{stage}[/green]" if done else stage,
+            f"{elapsed:.0f}" if events else "",
+        )
+    missing = n - len([x for x in nodes if x != f"{cluster.name}-scheduler"])
+    if missing > 0:
+        grid.add_row(f"{missing} worker(s)", "waiting for the scheduler's address", "")
+    return grid
+
+
+def _summary(cluster: HetznerCluster, n: int, started: float, waited: bool) -> dict[str, Any]:
+    s = cluster.settings
+    scheduler = _nodes(cluster)[0]
+    assert scheduler.server is not None
+    prices = (s.scheduler_type.price_hourly, s.worker_type.price_hourly)
+    hourly = None if None in prices else (prices[0] or 0.0) + n * (prices[1] or 0.0)
+    return {
+        "name": cluster.name,
+        "ready": waited,
+        "workers": n,
+        "scheduler_address": f"tls://{scheduler.server.public_ip}:{s.scheduler_port}",
+        "dashboard_command": f"scherbelberg dashboard {cluster.name}",
+        "client_command": f"scherbelberg client {cluster.name}",
+        "price_hourly": None if hourly is None else round(hourly, 4),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    name = summary["name"]
+    if summary["ready"]:
+        click.echo(f"cluster {name} is ready ({summary['seconds']:.0f} s)")
+    else:
+        click.echo(f"cluster {name}: servers requested; the nodes bootstrap on their own")
+        click.echo(f"  watch:      scherbelberg ls {name}")
+    click.echo(f"  scheduler:  {summary['scheduler_address']}")
+    click.echo(f"  dashboard:  {summary['dashboard_command']}")
+    click.echo(f"  connect:    {summary['client_command']}")
+    click.echo(f"  price:      {common.money(summary['price_hourly'])} per hour until destroyed")
+    click.echo(f"  destroy:    scherbelberg destroy {name}")
+
+
+def _left_over(kwargs: dict[str, Any], name: str) -> list[str] | None:
+    """What the project still holds of the cluster (None: could not check)."""
+    from ..cluster import inventory
+    from ..hetzner.session import HetznerSession
+
+    try:
+        session = HetznerSession(kwargs["token"], kwargs["endpoint"])
+        found = common.run(inventory.clusters(session, name))
+    except Exception:
+        return None
+    return [r.what for c in found for r in c.resources]

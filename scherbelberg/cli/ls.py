@@ -1,0 +1,67 @@
+"""`scherbelberg ls`: clusters and their nodes, found by label, with cost so far."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from . import common
+
+
+@common.command("ls")
+@click.argument("name", required=False)
+@common.output_option
+@common.api_options
+def ls_command(name: str | None, output: str, endpoint: str | None, token_env: str | None) -> None:
+    """List clusters (or cluster NAME) and their nodes.
+
+    Found by label from the API, so clusters made elsewhere show too; `local state` says
+    whether this machine holds the cluster's keys. Cost so far: every started hour at the
+    hourly price, up to the monthly price.
+    """
+    from ..cluster import inventory
+
+    state = common.local_state(name) if name else None
+    session = common.session(token_env, endpoint, state)
+    found = common.run(inventory.clusters(session, name))
+    now = time.time()
+    if name and not found:
+        raise common.CliError(f"no cluster named {name!r} in this Hetzner project")
+    if output == "json":
+        common.emit_json([c.as_dict(now) for c in found])
+        return
+    if not found:
+        click.echo("no clusters")
+    for cluster in found:
+        what = "live" if cluster.live else "orphaned (no scheduler: see `scherbelberg cleanup`)"
+        local = "yes" if cluster.state is not None else "no"
+        common.console().print(
+            f"[bold]{cluster.name}[/bold]  {what}, {cluster.location or '-'}, "
+            f"{common.money(cluster.price_hourly)}/h, "
+            f"so far {common.money(cluster.cost_so_far(now), 2)}, "
+            f"local state: {local}"
+        )
+        if cluster.nodes:
+            common.table(
+                ["node", "role", "type", "public ip", "private ip", "status", "age", "€/h", "cost"],
+                [
+                    [
+                        n.name,
+                        n.role,
+                        n.server_type,
+                        n.public_ip,
+                        n.private_ip,
+                        n.status,
+                        common.age(n.age_hours(now) * 3600),
+                        common.money(n.price_hourly),
+                        common.money(n.cost_so_far(now), 2),
+                    ]
+                    for n in cluster.nodes
+                ],
+                right=["age", "€/h", "cost"],
+            )
+        others = [r.what for r in cluster.resources if r.kind != "servers"]
+        if others:
+            click.echo("  also: " + ", ".join(others))
+        click.echo()

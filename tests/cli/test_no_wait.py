@@ -1,0 +1,30 @@
+"""`create --no-wait` returns once every server is requested; the nodes come up on their own."""
+
+from __future__ import annotations
+
+import time
+
+from tests.cli.conftest import cli, cli_json
+from tests.e2e.conftest import Target
+
+
+def test_no_wait_returns_early_and_the_cluster_comes_up(target: Target) -> None:
+    summary = cli_json(target, "create", "--name", "nowait", "--workers", "1", "--no-wait")
+    assert summary["ready"] is False and summary["scheduler_address"].startswith("tls://")
+    names = {s.name for s in target.hcloud().servers.get_all()}
+    assert names == {"nowait-scheduler", "nowait-worker-0"}
+    deadline = time.monotonic() + 600
+    while True:  # the worker bootstraps and registers without this process
+        ran = cli(
+            target, "ssh", "nowait", "worker-0", "--",
+            "systemctl is-active dask-worker && hostname", ok=False, timeout=60,
+        )  # fmt: skip
+        if ran.returncode == 0:
+            break
+        assert time.monotonic() < deadline, ran.stderr
+        time.sleep(3)
+    assert ran.stdout.split()[-1] == "nowait-worker-0"
+    logs = cli(target, "logs", "nowait", "worker-0").stdout
+    assert "journalctl -u dask-worker" in logs
+    cli(target, "destroy", "--yes", "nowait")
+    assert target.leftovers() == []
