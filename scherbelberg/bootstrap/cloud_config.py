@@ -46,7 +46,7 @@ DASK_CONFIG_FILE = f"{DASK_CONFIG_DIR}/scherbelberg.yaml"
 
 SCHEDULER_READY_SECONDS = 180  # until the scheduler answers on its port
 WORKER_ADDRESS_SECONDS = 60  # the wrapper waits this long for the private address
-WORKER_STABLE_SECONDS = 5  # a started worker must stay up this long to count as ready
+WORKER_STABLE_SECONDS = 3  # a started worker must stay up this long (crashes come sooner)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 _SYSTEMD_PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")

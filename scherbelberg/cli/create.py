@@ -23,13 +23,17 @@ if TYPE_CHECKING:
     from ..cluster.hetzner_cluster import HetznerCluster
     from ..cluster.nodes import HetznerNode
 
-STAGES = {  # the node's last event -> what it is doing now
+STAGES = {  # the node's furthest event -> what it is doing now (in the order they happen)
     None: "requesting server",
-    "requested": "server requested, starting",
-    "created": "booting, installing env, starting dask",
+    "requested": "creating server",
+    "created": "booting",
+    "booted": "booted",
+    "environment": "installing environment",
+    "dask": "starting dask",
     "bootstrapped": "registering",
     "ready": "ready",
 }
+ORDER = [stage for stage in STAGES if stage is not None]
 
 
 @common.command("create")
@@ -203,7 +207,8 @@ def _progress(cluster: HetznerCluster, n: int, started: float) -> Any:
     for name in names:
         node = nodes.get(name)
         events = node.events if node is not None else {}
-        last = max(events, key=lambda e: events[e]) if events else None
+        # Hetzner's actions may finish after the node booted: go by order, not by time
+        last = max((e for e in events if e in ORDER), key=ORDER.index, default=None)
         done = last == "ready"
         since = events.get("requested", started)
         elapsed = (events["ready"] if done else time.time()) - since

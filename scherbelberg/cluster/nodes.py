@@ -12,13 +12,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dask_cloudprovider.generic.vmcluster import VMInterface
 from distributed.deploy.spec import ProcessInterface
 
-from ..bootstrap.cloud_config import WAIT_COMMAND, NodeConfig, NodeTls, build_cloud_config
+from ..bootstrap.cloud_config import (
+    STATE_DIR,
+    WAIT_COMMAND,
+    NodeConfig,
+    NodeTls,
+    build_cloud_config,
+)
 from ..hetzner import labels
 from ..hetzner.errors import ScherbelbergError
 from ..hetzner.infra import delete_servers, delete_servers_now
@@ -73,7 +80,9 @@ class HetznerNode(VMInterface):
         self.server: ServerInfo | None = ServerInfo(**existing) if existing else None
         self.conn: asyncssh.SSHClientConnection | None = None
         self.fresh = False  # created by this process (not re-attached)
-        # when each stage was reached (time.time()): requested, created, bootstrapped, ready
+        # when each stage was reached (time.time()): requested, created (Hetzner's actions
+        # done), booted (SSH answers), environment, dask (the node's own stages),
+        # bootstrapped, ready (registered)
         self.events: dict[str, float] = {}
         self._actions: list[int] = []
 
@@ -186,14 +195,32 @@ class HetznerNode(VMInterface):
             cluster.state.host_keys()[self.name],
             deadline=deadline,
         )
+        self.events["booted"] = time.time()
         remaining = max(10.0, deadline - (time.monotonic() - started))
-        status, out, err = await ssh.run(
-            self.conn, f"{WAIT_COMMAND} {int(remaining)}", timeout=remaining + 30
-        )
+        watcher = asyncio.ensure_future(self._watch_stages(self.conn))
+        try:
+            status, out, err = await ssh.run(
+                self.conn, f"{WAIT_COMMAND} {int(remaining)}", timeout=remaining + 30
+            )
+        finally:
+            watcher.cancel()
         if status != 0:
             what = "failed" if status == 1 else f"not ready after {deadline:.0f} s"
             tail = (out + err).strip()
             raise BootstrapError(f"{self.role} {self.name} bootstrap {what}:\n{tail}")
+
+    async def _watch_stages(self, conn: asyncssh.SSHClientConnection) -> None:
+        """Record the node's bootstrap stages (environment, dask) as they happen, for progress
+        displays; over the open SSH connection, so it costs no API requests."""
+        seen = ""
+        while True:
+            with suppress(Exception):
+                _, out, _ = await ssh.run(conn, f"cat {STATE_DIR}/stage 2>/dev/null", timeout=10)
+                stage = out.strip()
+                if stage and stage != seen:
+                    self.events[stage] = time.time()
+                    seen = stage
+            await asyncio.sleep(1.0)
 
     async def destroy_vm(self) -> None:
         if self.conn is not None:

@@ -16,6 +16,11 @@ from tests.e2e.conftest import Target
 def test_two_workers_compute_and_close_leaves_nothing(target: Target) -> None:
     with HetznerCluster(n_workers=2, **target.cluster_kwargs) as cluster:
         assert cluster.scheduler_address.startswith("tls://")
+        # each node reported its way up (progress displays read these)
+        for node in [cluster.scheduler, *cluster.workers.values()]:
+            stages = set(node.events)
+            assert {"requested", "created", "booted", "environment", "ready"} <= stages
+            assert node.events["requested"] < node.events["booted"] < node.events["ready"]
         with Client(cluster) as client:
             client.wait_for_workers(2, timeout=60)
             workers = client.scheduler_info()["workers"].values()
