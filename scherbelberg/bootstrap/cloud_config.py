@@ -451,3 +451,97 @@ def shell_scripts(config_text: str) -> Iterable[tuple[str, str]]:
     for entry in config["write_files"]:
         if entry["content"].startswith("#!/bin/sh"):
             yield entry["path"], entry["content"]
+
+
+# --- environment images --------------------------------------------------------------------------
+
+
+def build_image_config(env: EnvSpec, host_key_private: str, host_key_public: str) -> str:
+    """user_data of a temporary server that only installs `env` (for an environment image).
+
+    The same state, log and wait helper as a node, so the client waits for it the same way;
+    but no TLS material, no Dask config and no service: the server only installs the
+    environment, checks it and touches `STATE_DIR/ready`.
+    """
+    if env.preinstalled:
+        raise ValueError("an environment image needs an install, not a preinstalled env")
+    if not host_key_public.startswith("ssh-ed25519 "):
+        raise ValueError("host_key_public must be an ssh-ed25519 public key")
+    if "BEGIN OPENSSH PRIVATE KEY" not in host_key_private:
+        raise ValueError("host_key_private must be an OpenSSH-format private key")
+    config: dict[str, Any] = {
+        "ssh_keys": {
+            "ed25519_private": _with_newline(host_key_private),
+            "ed25519_public": host_key_public.strip(),
+        },
+        "ssh_deletekeys": True,
+        "disable_root": False,
+        "write_files": [
+            _file(BOOTSTRAP_COMMAND, image_bootstrap_script(env), "0700"),
+            _file(WAIT_COMMAND, image_wait_script(), "0755"),
+        ],
+        "runcmd": [[BOOTSTRAP_COMMAND]],
+    }
+    text = "#cloud-config\n" + yaml.dump(
+        config, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=False
+    )
+    size = len(text.encode())
+    if size > MAX_USER_DATA:
+        raise ValueError(
+            f"user_data of the image builder is {size} bytes, over Hetzner's limit of "
+            f"{MAX_USER_DATA} bytes (long extra_packages?)"
+        )
+    return text
+
+
+def image_bootstrap_script(env: EnvSpec) -> str:
+    """The image builder's bootstrap: the `environment` step only, with the node protocol."""
+    return f"""\
+#!/bin/sh
+# scherbelberg environment image: install the Python environment, nothing else.
+# Everything goes to {LOG_FILE}.
+set -eu
+umask 022
+S={_q(STATE_DIR)}
+L={_q(LOG_FILE)}
+mkdir -p "$S" "${{L%/*}}"
+rm -f "$S/ready" "$S/failed"
+touch "$L"
+N=$(wc -l <"$L")
+exec 3>&2 >>"$L" 2>&1
+STEP=start
+finish() {{
+  rc=$?
+  set +e
+  [ "$rc" -ne 0 ] || return 0
+  why=$(tail -n "+$((N + 1))" "$L" | sed -n 's/^scherbelberg: error: //p' | tail -n 1)
+  echo "$STEP: exit $rc${{why:+: $why}}" >"$S/failed"
+  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc)${{why:+: $why}}"
+  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc), see $L" >&3
+}}
+trap finish EXIT
+trap 'exit 143' HUP INT TERM
+stage() {{
+  STEP=$1
+  echo "$1" >"$S/stage"
+  echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') stage $1"
+}}
+
+stage environment
+(
+{install_script(env)})
+
+touch "$S/ready"
+echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') ready"
+"""
+
+
+def image_wait_script() -> str:
+    """`scherbelberg-wait` for the image builder: as a node's, without a service journal."""
+    script = wait_script("worker")
+    journal = (
+        '    echo "--- journalctl -u dask-worker -n 40"\n'
+        "    journalctl -u dask-worker -n 40 --no-pager\n"
+    )
+    assert journal in script
+    return script.replace(journal, "")

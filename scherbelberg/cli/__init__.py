@@ -39,6 +39,11 @@ class LazyGroup(click.Group):
             "destroy_command",
             "Delete a cluster (or --all) by label.",
         ),
+        "image": (
+            "scherbelberg.cli.image",
+            "image_command",
+            "Environment images: snapshots whose nodes skip the install (build, ls, delete).",
+        ),
         "logs": (
             "scherbelberg.cli.remote",
             "logs_command",

@@ -363,17 +363,7 @@ class HetznerCluster(VMCluster):
             return group_id
 
     async def _client_address(self) -> str:
-        url = self.settings.client_address_url
-        try:
-            timeout = aiohttp.ClientTimeout(total=15)
-            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
-                response.raise_for_status()
-                return (await response.text()).strip()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConfigError(
-                f"cannot detect this client's address from {url} ({exc}); "
-                "set allowed_sources or scherbelberg.client-address-url"
-            ) from None
+        return await client_address(self.settings.client_address_url)
 
     async def _rollback(self) -> None:
         """After a failed start: delete what was made (a new cluster) or just let go (attach)."""
@@ -540,3 +530,17 @@ class _Given:
 
 def _server(info: dict[str, Any]) -> dict[str, Any]:
     return {k: info[k] for k in ("server_id", "name", "public_ip", "private_ip")}
+
+
+async def client_address(url: str) -> str:
+    """This client's public address, as the service at `url` sees it (for firewall rules)."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
+            response.raise_for_status()
+            return (await response.text()).strip()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot detect this client's address from {url} ({exc}); "
+            "set allowed_sources or scherbelberg.client-address-url"
+        ) from None

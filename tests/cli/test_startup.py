@@ -24,8 +24,8 @@ print(json.dumps({{"import": after_import, "run": [m for m in {heavy} if m in sy
 """
 
 COMMANDS = [
-    "catalog", "cleanup", "client", "create", "dashboard", "destroy", "logs", "ls", "scale",
-    "scp", "ssh",
+    "catalog", "cleanup", "client", "create", "dashboard", "destroy", "image", "logs", "ls",
+    "scale", "scp", "ssh",
 ]  # fmt: skip
 
 

@@ -1,0 +1,137 @@
+"""Environment images: build a snapshot holding the client's env, then a cluster from it whose
+nodes only check the environment (no install), and nothing is left afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import pytest
+from distributed import Client
+
+from scherbelberg import HetznerCluster
+from scherbelberg.bootstrap import LOG_FILE, client_env_spec
+from scherbelberg.cluster import images, ssh
+from scherbelberg.cluster.nodes import BootstrapError
+from scherbelberg.hetzner.session import HetznerSession
+from tests.cli.conftest import cli, cli_env
+from tests.e2e.conftest import Target
+
+
+def test_env_image_nodes_skip_the_install(target: Target) -> None:
+    kwargs = target.cluster_kwargs
+    session = HetznerSession(target.token, target.endpoint)
+    env = client_env_spec(index_url=kwargs.get("pip_index_url"))
+    messages: list[str] = []
+
+    async def build() -> int:
+        return await images.build_env_image(
+            session,
+            env=env,
+            location="fsn1",
+            server_type="cx23",
+            base_image="debian-12",
+            deadline=900,
+            client_address_url=kwargs.get("client_address_url", "https://api.ipify.org"),
+            progress=messages.append,
+        )
+
+    image_id = asyncio.run(build())
+    try:
+        assert any("snapshot" in m and "ready" in m for m in messages), messages
+        # the builder's server, key and firewall are gone already
+        assert target.leftovers() == []
+        assert asyncio.run(images.find_env_image(session, env)) == image_id
+        assert asyncio.run(images.find_env_image(session, env, "x86")) == image_id
+        listed = asyncio.run(images.list_env_images(session))
+        assert [int(i["id"]) for i in listed] == [image_id]
+        assert listed[0]["labels"][images.ENV_IMAGE] == images.env_hash(env)
+
+        with HetznerCluster(
+            n_workers=1, image=str(image_id), preinstalled=True, **kwargs
+        ) as cluster:
+            with Client(cluster) as client:
+                assert client.submit(sum, [1, 2, 3]).result() == 6
+            servers = target.hcloud().servers.get_all(
+                label_selector=f"scherbelberg/cluster={cluster.name}"
+            )
+            assert len(servers) == 2
+            assert {s.image.id for s in servers if s.image is not None} == {image_id}
+
+            async def bootstrap_logs() -> dict[str, str]:
+                logs = {}
+                for server in servers:
+                    assert server.name and server.public_net and server.public_net.ipv4
+                    conn = await ssh.connect(
+                        str(server.public_net.ipv4.ip),
+                        cluster.ssh_private_key,
+                        cluster.state.host_keys()[server.name],
+                        deadline=60,
+                    )
+                    async with conn:
+                        _, out, _ = await ssh.run(conn, f"cat {LOG_FILE}", timeout=30)
+                        # the builder's own SSH login key did not travel into the clone
+                        _, keys, _ = await ssh.run(
+                            conn, "cat /root/.ssh/authorized_keys", timeout=30
+                        )
+                    logs[server.name] = out
+                    assert len(keys.strip().splitlines()) == 1, keys
+                return logs
+
+            for name, log in asyncio.run(bootstrap_logs()).items():
+                assert "preinstalled: only checking the environment" in log, (name, log)
+                assert "the environment matches the client" in log, (name, log)
+                # no install step ran, and only this node's bootstrap is in the log
+                for word in ("venv from", "uv pip install", "Installed ", "micromamba"):
+                    assert word not in log, (name, word, log)
+                assert log.count("stage environment") == 1, (name, log)
+    finally:
+        asyncio.run(images.delete_env_image(session, image_id))
+    assert asyncio.run(images.find_env_image(session, env)) is None
+
+
+def test_a_failed_build_leaves_nothing(target: Target) -> None:
+    kwargs = target.cluster_kwargs
+    session = HetznerSession(target.token, target.endpoint)
+    good = client_env_spec(index_url=kwargs.get("pip_index_url"))
+    bad = replace(good, pins=(*good.pins[1:], ("dask", "1999.1.0")))
+
+    async def build() -> int:
+        return await images.build_env_image(
+            session,
+            env=bad,
+            location="fsn1",
+            server_type="cx23",
+            base_image="debian-12",
+            deadline=600,
+            client_address_url=kwargs.get("client_address_url", "https://api.ipify.org"),
+        )
+
+    with pytest.raises(BootstrapError, match="install failed"):
+        asyncio.run(build())
+    assert target.leftovers() == []
+    assert asyncio.run(images.list_env_images(session)) == []
+
+
+def test_cli_build_ls_delete(target: Target) -> None:
+    env = cli_env(target)
+    endpoint = ["--endpoint", target.endpoint]
+    built = json.loads(
+        cli(target, "image", "build", *endpoint, "-o", "json", env=env, timeout=900).stdout
+    )
+    image_id = int(built["id"])
+    try:
+        listed = json.loads(cli(target, "image", "ls", *endpoint, "-o", "json", env=env).stdout)
+        assert [i["id"] for i in listed] == [image_id]
+        assert listed[0]["env_hash"] == built["env_hash"]
+        assert listed[0]["matches_this_client"] is True
+        text = cli(target, "image", "ls", *endpoint, env=env).stdout
+        assert str(image_id) in text
+        assert target.leftovers() == []
+        # a system image is not scherbelberg's to delete
+        refused = cli(target, "image", "delete", "1", "--yes", *endpoint, env=env, ok=False)
+        assert refused.returncode == 1 and refused.stderr.startswith("error: ")
+    finally:
+        cli(target, "image", "delete", str(image_id), "--yes", *endpoint, env=env)
+    assert json.loads(cli(target, "image", "ls", *endpoint, "-o", "json", env=env).stdout) == []
