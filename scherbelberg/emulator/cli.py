@@ -103,7 +103,7 @@ def _faults(
 )
 @click.option("--dry-run", is_flag=True, help="With --cleanup: only list the leftovers.")
 @click.option("--build-image", is_flag=True, help="Build (or check) the machine image, then exit.")
-@click.option("--debug", is_flag=True, help="Log every request and machine step.")
+@click.option("--debug", is_flag=True, help="Log machine steps and errors in detail.")
 def emulator_command(
     host: str,
     port: int,

@@ -1,9 +1,9 @@
 """Run the local Hetzner: machines backend + API server, until interrupted.
 
 `serve()` is what `scherbelberg emulator` and `python -m scherbelberg.emulator` run. It prints
-`HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so that
-`eval "$(scherbelberg emulator | head -2)"`-style use and the `hcloud` CLI work at once; every
-other message goes to stderr. With machines, two more lines follow:
+`HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so a shell (see
+docs/emulator.md for a recipe that reads them while it keeps running) and the `hcloud` CLI can
+use it at once; every other message goes to stderr. With machines, two more lines follow:
 `DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…` (the address echo) and
 `DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror), the dask config of a cluster here.
 SIGINT/SIGTERM tear down every machine it started.

@@ -126,7 +126,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     headers = limiter.headers()
     request["ratelimit_headers"] = headers
     if not allowed:
-        raise ApiError("rate_limit_exceeded", "limit of 3600 requests per hour reached")
+        raise ApiError(
+            "rate_limit_exceeded",
+            f"limit of {project.requests_per_hour} requests per hour reached",
+        )
     world = request.app[WORLD]
     fault = world.faults.http_fault_for(request.method, request.path[len(API_PREFIX) :])
     if fault is not None:
