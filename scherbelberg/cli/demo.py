@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import click
 from rich.console import Console
@@ -61,6 +62,11 @@ def _run(console: object, workers: int, debug: bool) -> None:
 
         import dask.array as da
         from distributed import Client
+        from distributed.versions import VersionMismatchWarning
+
+        # nodes run the image's Python patch release (3.11.2 on Debian 12); major.minor and
+        # every package are checked by the cluster itself, which raises on a real mismatch
+        warnings.filterwarnings("ignore", category=VersionMismatchWarning)
 
         from ..cluster.hetzner_cluster import HetznerCluster
 
