@@ -253,6 +253,39 @@ exec "$program" "$subcommand" --host "$IP" "$@"
 """
 
 
+# The start of both bootstrap scripts (node and environment image): log everything, record
+# the step in progress, and on any failure write `STATE_DIR/failed` with the step and reason.
+def _preamble() -> str:
+    return f"""\
+set -eu
+umask 022
+S={_q(STATE_DIR)}
+L={_q(LOG_FILE)}
+mkdir -p "$S" "${{L%/*}}"
+rm -f "$S/ready" "$S/failed"
+touch "$L"
+N=$(wc -l <"$L")
+exec 3>&2 >>"$L" 2>&1
+STEP=start
+finish() {{
+  rc=$?
+  set +e
+  [ "$rc" -ne 0 ] || return 0
+  why=$(tail -n "+$((N + 1))" "$L" | sed -n 's/^scherbelberg: error: //p' | tail -n 1)
+  echo "$STEP: exit $rc${{why:+: $why}}" >"$S/failed"
+  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc)${{why:+: $why}}"
+  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc), see $L" >&3
+}}
+trap finish EXIT
+trap 'exit 143' HUP INT TERM
+stage() {{
+  STEP=$1
+  echo "$1" >"$S/stage"
+  echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') stage $1"
+}}
+"""
+
+
 def bootstrap_script(node: NodeConfig) -> str:
     """The script cloud-init runs once: environment, then the service; state in STATE_DIR."""
     service = service_name(node.role)
@@ -287,33 +320,7 @@ alive
 #!/bin/sh
 # scherbelberg bootstrap of {node.role} {node.name}: the Python environment, then {service}.
 # cloud-init runs it once; it can run again by hand. Everything goes to {LOG_FILE}.
-set -eu
-umask 022
-S={_q(STATE_DIR)}
-L={_q(LOG_FILE)}
-SERVICE={service}
-mkdir -p "$S" "${{L%/*}}"
-rm -f "$S/ready" "$S/failed"
-touch "$L"
-N=$(wc -l <"$L")
-exec 3>&2 >>"$L" 2>&1
-STEP=start
-finish() {{
-  rc=$?
-  set +e
-  [ "$rc" -ne 0 ] || return 0
-  why=$(tail -n "+$((N + 1))" "$L" | sed -n 's/^scherbelberg: error: //p' | tail -n 1)
-  echo "$STEP: exit $rc${{why:+: $why}}" >"$S/failed"
-  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc)${{why:+: $why}}"
-  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc), see $L" >&3
-}}
-trap finish EXIT
-trap 'exit 143' HUP INT TERM
-stage() {{
-  STEP=$1
-  echo "$1" >"$S/stage"
-  echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') stage $1"
-}}
+{_preamble()}SERVICE={service}
 die() {{ echo "scherbelberg: error: $*" >&2; exit 1; }}
 fail() {{ journalctl -u "$SERVICE" -n 40 --no-pager || true; die "$@"; }}
 restarts() {{ systemctl show -p NRestarts --value "$SERVICE"; }}
@@ -500,33 +507,7 @@ def image_bootstrap_script(env: EnvSpec) -> str:
 #!/bin/sh
 # scherbelberg environment image: install the Python environment, nothing else.
 # Everything goes to {LOG_FILE}.
-set -eu
-umask 022
-S={_q(STATE_DIR)}
-L={_q(LOG_FILE)}
-mkdir -p "$S" "${{L%/*}}"
-rm -f "$S/ready" "$S/failed"
-touch "$L"
-N=$(wc -l <"$L")
-exec 3>&2 >>"$L" 2>&1
-STEP=start
-finish() {{
-  rc=$?
-  set +e
-  [ "$rc" -ne 0 ] || return 0
-  why=$(tail -n "+$((N + 1))" "$L" | sed -n 's/^scherbelberg: error: //p' | tail -n 1)
-  echo "$STEP: exit $rc${{why:+: $why}}" >"$S/failed"
-  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc)${{why:+: $why}}"
-  echo "scherbelberg: bootstrap failed in step $STEP (exit $rc), see $L" >&3
-}}
-trap finish EXIT
-trap 'exit 143' HUP INT TERM
-stage() {{
-  STEP=$1
-  echo "$1" >"$S/stage"
-  echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') stage $1"
-}}
-
+{_preamble()}
 stage environment
 (
 {install_script(env)})
