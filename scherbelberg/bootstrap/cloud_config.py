@@ -120,14 +120,19 @@ def build_cloud_config(node: NodeConfig) -> str:
         "write_files": files,
         "runcmd": [[BOOTSTRAP_COMMAND]],
     }
+    return _render(config, f"for {node.name}", "long extra_packages or extra_args?")
+
+
+def _render(config: dict[str, Any], whose: str, hint: str) -> str:
+    """The cloud-config as YAML text, refused if over Hetzner's user_data limit."""
     text = "#cloud-config\n" + yaml.dump(
         config, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=False
     )
     size = len(text.encode())
     if size > MAX_USER_DATA:
         raise ValueError(
-            f"user_data for {node.name} is {size} bytes, over Hetzner's limit of "
-            f"{MAX_USER_DATA} bytes (long extra_packages or extra_args?)"
+            f"user_data {whose} is {size} bytes, over Hetzner's limit of "
+            f"{MAX_USER_DATA} bytes ({hint})"
         )
     return text
 
@@ -489,16 +494,7 @@ def build_image_config(env: EnvSpec, host_key_private: str, host_key_public: str
         ],
         "runcmd": [[BOOTSTRAP_COMMAND]],
     }
-    text = "#cloud-config\n" + yaml.dump(
-        config, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=False
-    )
-    size = len(text.encode())
-    if size > MAX_USER_DATA:
-        raise ValueError(
-            f"user_data of the image builder is {size} bytes, over Hetzner's limit of "
-            f"{MAX_USER_DATA} bytes (long extra_packages?)"
-        )
-    return text
+    return _render(config, "of the image builder", "long extra_packages?")
 
 
 def image_bootstrap_script(env: EnvSpec) -> str:
