@@ -4,7 +4,9 @@ breaks in confusing ways. Compare what each side reports and name what differs."
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,3 +62,28 @@ def check(node: str, remote: Mapping[str, Any]) -> None:
     problems = mismatches(client_versions(), remote)
     if problems:
         raise VersionMismatch(f"{node} runs other versions than this client: {'; '.join(problems)}")
+
+
+def patch_release_pattern(major: int, minor: int) -> str:
+    """A regex for distributed's VersionMismatchWarning when its only row is Python and every
+    side runs `major.minor` (e.g. client 3.11.7, Debian nodes 3.11.2)."""
+    border = r"\+[-+]+\+"
+    version = re.escape(f"{major}.{minor}.") + r"\d+\.\w+\.\d+"
+    cell = rf"(?:[ {{}}',]|{version})*"
+    return (
+        rf"Mismatched versions found\s*\n{border}\n\| Package[^\n]*\n{border}\n"
+        rf"\| python +\|(?:{cell}\|)+\n{border}\s*\Z"
+    )
+
+
+def ignore_patch_release_warnings() -> None:
+    """Silence distributed's warning table for a Python patch-release difference only.
+
+    Nodes run the image's Python (3.11.2 on Debian 12) and the client its own; a patch release
+    changes nothing that travels between them, and `check` above raises on everything that
+    does (major.minor, packages). Any other mismatch still warns.
+    """
+    from distributed.versions import VersionMismatchWarning
+
+    pattern = patch_release_pattern(sys.version_info.major, sys.version_info.minor)
+    warnings.filterwarnings("ignore", message=pattern, category=VersionMismatchWarning)

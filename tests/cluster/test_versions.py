@@ -32,3 +32,47 @@ def test_mismatch_names_the_packages() -> None:
     assert "dask client=" in message and "node=1999.1.0" in message
     assert "python client=" in message and "node=3.8" in message
     assert "distributed" not in message
+
+
+def _distributed_warning(scheduler_python: str, worker_python: str, **worker_pkgs: str) -> str:
+    """The text distributed's Client warns with, made by distributed itself."""
+    from distributed.versions import error_message, get_versions
+
+    client = get_versions()
+    client["packages"]["python"] = "3.11.7.final.0"
+    scheduler = {**client, "packages": {**client["packages"], "python": scheduler_python}}
+    worker = {
+        **client,
+        "packages": {**client["packages"], "python": worker_python, **worker_pkgs},
+    }
+    return str(error_message(scheduler, {"tls://w": worker}, client)["warning"])
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "worker", "packages", "silenced"),
+    [
+        ("3.11.2.final.0", "3.11.2.final.0", {}, True),  # Debian 12's patch release: harmless
+        ("3.12.1.final.0", "3.11.2.final.0", {}, False),  # another minor release
+        ("3.11.2.final.0", "3.11.2.final.0", {"dask": "1999.1.0"}, False),  # and a package
+    ],
+)
+def test_only_the_python_patch_release_warning_is_silenced(
+    scheduler: str, worker: str, packages: dict[str, str], silenced: bool
+) -> None:
+    import re
+    import warnings
+
+    from distributed.versions import VersionMismatchWarning
+
+    from scherbelberg.cluster.versions import patch_release_pattern
+
+    message = _distributed_warning(scheduler, worker, **packages)
+    assert message.startswith("Mismatched versions found")
+    assert bool(re.match(patch_release_pattern(3, 11), message, re.I)) is silenced
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warnings.filterwarnings(
+            "ignore", message=patch_release_pattern(3, 11), category=VersionMismatchWarning
+        )
+        warnings.warn(VersionMismatchWarning(message), stacklevel=1)
+    assert (len(seen) == 0) is silenced
