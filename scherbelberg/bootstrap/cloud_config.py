@@ -232,7 +232,8 @@ for line in sys.stdin:
 
 def worker_wrapper(node: NodeConfig) -> str:
     """ExecStart wrapper: wait for the address in the private network, then run the command
-    with `--host <address>` after its first two words (`.../dask worker`)."""
+    with `--host <address>` (and its HTTP server on that address) after its first two words
+    (`.../dask worker`): nothing of Dask's listens on the public side."""
     python = f"{node.env.prefix.rstrip('/')}/bin/python"
     cidr = _q(node.private_cidr)
     return f"""\
@@ -254,7 +255,8 @@ done
 echo "$IP" >{_q(HOST_FILE)}
 program=$1 subcommand=$2
 shift 2
-exec "$program" "$subcommand" --host "$IP" "$@"
+# the worker's HTTP server (health, metrics) too: on the private address, not 0.0.0.0
+exec "$program" "$subcommand" --host "$IP" --dashboard-address "$IP:0" "$@"
 """
 
 

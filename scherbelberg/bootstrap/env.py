@@ -24,7 +24,7 @@ import re
 import shlex
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -123,6 +123,31 @@ def client_env_spec(
         preinstalled=preinstalled,
         uv_version=_installed_version("uv"),
     )
+
+
+def dashboard_requirement() -> str:
+    """The requirement for Dask's dashboard (bokeh): the client's own bokeh where it satisfies
+    distributed's range, else that range. Without it the scheduler's dashboard only says
+    "Dask needs bokeh"."""
+    try:
+        from distributed.versions import BOKEH_REQUIREMENT
+    except ImportError:  # older distributed: the range it has asked for since 2023.4
+        return "bokeh>=3.1.0"
+    client = _installed_version("bokeh")
+    if client is not None and BOKEH_REQUIREMENT.specifier.contains(client, prereleases=True):
+        return f"bokeh=={client}"
+    return str(BOKEH_REQUIREMENT)
+
+
+def with_dashboard(env: EnvSpec) -> EnvSpec:
+    """`env` plus what the dashboard needs, unless the user's extras name bokeh already.
+
+    Only the scheduler serves a dashboard that users reach (workers' pages are on the private
+    network), so only its environment and environment images carry bokeh: workers start
+    without the extra install."""
+    if any(re.match(r"\s*bokeh\b", r, re.IGNORECASE) for r in env.extra_packages):
+        return env
+    return replace(env, extra_packages=(*env.extra_packages, dashboard_requirement()))
 
 
 def install_script(env: EnvSpec) -> str:

@@ -31,10 +31,11 @@ from . import ssh
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
 from .tls import ClusterCA, client_security
-from .versions import VersionMismatch
+from .versions import VersionMismatch, ignore_patch_release_warnings
 from .versions import check as check_versions
 
 log = logging.getLogger(__name__)
+ignore_patch_release_warnings()
 WORKER_NAME = re.compile(r"^(?P<cluster>.+)-worker-(?P<index>\d+)(-\d+)?$")
 
 
@@ -140,6 +141,9 @@ class HetznerCluster(VMCluster):
         self.deletions: list[int] = []  # delete actions to wait for at the end of close
         self._lost_track = False  # a node could not be deleted: sweep by label
         self._group_members: dict[int, set[str]] = {}  # placement group -> node names
+        # every node object by name, also those still starting (SpecCluster's `workers` holds
+        # a worker only once its start has finished): a scale-down must reach those too
+        self.nodes: weakref.WeakValueDictionary[str, HetznerNode] = weakref.WeakValueDictionary()
         SpecCluster.__init__(
             self,
             asynchronous=asynchronous,
@@ -390,24 +394,39 @@ class HetznerCluster(VMCluster):
         return super().scale(n)
 
     async def _scale_down_to(self, n: int) -> None:
+        """Drop workers that are not registered yet first (no data to move, and their start
+        is cut short), then let the scheduler choose whom to retire among the running ones.
+        Returns once their servers are deleted, without waiting for workers still starting."""
         surplus = len(self.worker_spec) - n
-        running = {str(w.get("name")): a for a, w in self.scheduler_info.get("workers", {}).items()}
-        # first those not yet running: no data to move
+        identity = await self.scheduler_comm.identity()
+        running = {str(w.get("name")) for w in identity.get("workers", {}).values()}
+        retiring: list[str] = []
         for name in [s for s in self.worker_spec if not self._spec_running(s, running)]:
             if surplus == 0:
                 break
-            del self.worker_spec[name]
+            retiring.append(name)
             surplus -= 1
         if surplus > 0:
             chosen = await self.scheduler_comm.workers_to_close(n=surplus, attribute="name")
-            spec_names = {self._spec_name(str(c)) for c in chosen}
-            dask_names = [c for c in chosen]
             await self.scheduler_comm.retire_workers(
-                names=dask_names, remove=True, close_workers=True
+                names=list(chosen), remove=True, close_workers=True
             )
-            for name in spec_names:
-                self.worker_spec.pop(name, None)
+            retiring += sorted({self._spec_name(str(c)) for c in chosen})
+        for name in retiring:
+            self.worker_spec.pop(name, None)
+            node = self.nodes.get(name)
+            if node is not None:
+                node.retire()
         await self._correct_state()
+
+    async def scale_down(self, workers: Any) -> None:
+        """adapt()'s way down: the scheduler retired these; a start still in progress for
+        any of them ends at once instead of waiting for a worker that is gone."""
+        for name in {self._spec_name(str(w)) for w in workers}:
+            node = self.nodes.get(name)
+            if node is not None:
+                node.retire()
+        await super().scale_down(workers)
 
     def _spec_name(self, dask_name: str) -> str:
         if dask_name in self.worker_spec:
@@ -415,7 +434,7 @@ class HetznerCluster(VMCluster):
         match = WORKER_NAME.match(dask_name)
         return f"{match['cluster']}-worker-{match['index']}" if match else dask_name
 
-    def _spec_running(self, spec_name: str, running: dict[str, str]) -> bool:
+    def _spec_running(self, spec_name: str, running: set[str]) -> bool:
         return any(self._spec_name(n) == spec_name for n in running)
 
     # -- state --------------------------------------------------------------------------------

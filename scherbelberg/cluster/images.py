@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_image_config
-from ..bootstrap.env import EnvSpec
+from ..bootstrap.env import EnvSpec, with_dashboard
 from ..hetzner import catalog, labels
 from ..hetzner.errors import HetznerError
 from ..hetzner.infra import delete_servers
@@ -149,7 +149,8 @@ async def build_env_image(
 
     client_private, client_public = ssh.generate_ed25519()
     host_private, host_public = ssh.generate_ed25519()
-    user_data = build_image_config(env, host_private, host_public)
+    # the image serves every role: it also holds the scheduler's dashboard packages
+    user_data = build_image_config(with_dashboard(env), host_private, host_public)
     key_id: int | None = None
     firewall_id: int | None = None
     server_id: int | None = None

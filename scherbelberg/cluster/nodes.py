@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from ..bootstrap.cloud_config import (
     NodeTls,
     build_cloud_config,
 )
+from ..bootstrap.env import with_dashboard
 from ..hetzner import labels
 from ..hetzner.errors import ScherbelbergError
 from ..hetzner.infra import delete_servers, delete_servers_now
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 class BootstrapError(ScherbelbergError):
     """A node did not come up; the message carries the tail of its logs."""
+
+
+class _Retired(Exception):
+    """Internal: the node was scaled away while it was starting."""
 
 
 @dataclass
@@ -85,6 +90,10 @@ class HetznerNode(VMInterface):
         # bootstrapped, ready (registered)
         self.events: dict[str, float] = {}
         self._actions: list[int] = []
+        # set when the cluster no longer wants this node (a scale-down during its start):
+        # the start stops waiting, deletes the server if one was made, and returns
+        self.retired = asyncio.Event()
+        cluster.nodes[name] = self
 
     # -- the server ---------------------------------------------------------------------------
     async def create_vm(self) -> tuple[str, str]:
@@ -163,7 +172,7 @@ class HetznerNode(VMInterface):
         return NodeConfig(
             role="scheduler" if self.role == "scheduler" else "worker",
             name=self.name,
-            env=settings.env,
+            env=with_dashboard(settings.env) if self.role == "scheduler" else settings.env,
             tls=self.tls_for_node(),
             host_key_private=host_private,
             host_key_public=host_public,
@@ -244,19 +253,30 @@ class HetznerNode(VMInterface):
         self.cluster.forget(self)
         self.server = None
 
+    def retire(self) -> None:
+        """The cluster no longer wants this node: a start in progress ends early."""
+        self.retired.set()
+
     async def start(self) -> None:
         try:
             if self.server is None or self.fresh:
-                if self.server is None:
+                if self.server is None and not self.retired.is_set():
+                    # not cancellable: once asked for, the server's id must be known to us
                     await self.post_server()
                 # Hetzner's actions and the node's own boot are awaited together: SSH tells
                 # when the node is up, a failed action ends the wait at once
-                await _both(self.create_vm(), self.wait_bootstrapped())
+                await self._unless_retired(
+                    lambda: _both(self.create_vm(), self.wait_bootstrapped())
+                )
                 self.events["bootstrapped"] = time.time()
             else:
                 await self.attach()
-            await self.after_start()
+            await self._unless_retired(self.after_start)
             self.events["ready"] = time.time()
+        except _Retired:
+            # scaled away while starting: nothing to wait for, nothing left billing
+            log.debug("%s retired while starting", self.name)
+            await asyncio.shield(self.destroy_vm())
         except BaseException:
             # a node that did not come up is deleted at once: nothing half-made stays billing
             # (one we only re-attached to is left alone)
@@ -267,6 +287,24 @@ class HetznerNode(VMInterface):
                     log.exception("could not delete %s after its failed start", self.name)
             raise
         await super().start()
+
+    async def _unless_retired(self, step: Callable[[], Awaitable[Any]]) -> None:
+        """Await `step()`, or cancel it and raise `_Retired` as soon as the node is retired."""
+        if self.retired.is_set():
+            raise _Retired
+        task = asyncio.ensure_future(step())
+        retired = asyncio.ensure_future(self.retired.wait())
+        try:
+            await asyncio.wait([task, retired], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            retired.cancel()
+        if task.done():
+            task.result()
+            return
+        task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await task
+        raise _Retired
 
     async def attach(self) -> None:
         """Re-attach to a server that exists (from_existing)."""
@@ -373,10 +411,11 @@ async def _both(first: Awaitable[Any], second: Awaitable[Any]) -> None:
     """Await two things; the first failure cancels the other and is raised."""
     tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()  # raises the failure, if any
-        await asyncio.gather(*tasks)
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises the failure, if any
     finally:
         for task in tasks:
             task.cancel()

@@ -111,6 +111,9 @@ class HetznerSession:
             future = self._pending.get(action_id)
             if future is None or future.done():
                 future = loop.create_future()
+                # its waiters may all be gone (a node scaled away mid-create): a failure nobody
+                # awaits any more is not an "exception was never retrieved" error
+                future.add_done_callback(_retrieve)
                 self._pending[action_id] = future
                 self._doing[action_id] = doing
             futures.append(future)
@@ -118,9 +121,15 @@ class HetznerSession:
             self._interval = FIRST_POLL
             self._poller = loop.create_task(self._poll())
         try:
-            await asyncio.wait_for(asyncio.gather(*futures), timeout=deadline)
-        except TimeoutError:
-            raise HetznerError(f"{doing}: not finished after {deadline:.0f} s") from None
+            # asyncio.wait, not gather: a waiter that is cancelled (a node scaled away while
+            # it starts) must not cancel the futures other waiters share
+            done, _ = await asyncio.wait(
+                futures, timeout=deadline, return_when=asyncio.FIRST_EXCEPTION
+            )
+            for future in done:
+                future.result()  # the first failed action raises
+            if len(done) < len(futures):
+                raise HetznerError(f"{doing}: not finished after {deadline:.0f} s")
         finally:
             for action_id in ids:
                 future = self._pending.get(action_id)
@@ -163,3 +172,8 @@ class HetznerSession:
                                 f"{error.get('message', 'unknown error')} ({error.get('code')})"
                             )
                         )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

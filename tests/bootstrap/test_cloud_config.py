@@ -500,7 +500,9 @@ def test_worker_wrapper_runs_dask_on_the_private_address(
     sandbox.state.mkdir()
     result = sandbox.run(wrapper, "echo", "worker", "tls://10.0.1.2:8786", "--name", "w 1")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "worker --host 10.0.3.4 tls://10.0.1.2:8786 --name w 1\n"
+    assert result.stdout == (
+        "worker --host 10.0.3.4 --dashboard-address 10.0.3.4:0 tls://10.0.1.2:8786 --name w 1\n"
+    )
     assert sandbox.read("host") == "10.0.3.4\n"
 
 

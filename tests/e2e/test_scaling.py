@@ -4,6 +4,7 @@ shrinks back."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -93,3 +94,58 @@ def test_adapt_grows_under_burst_and_shrinks_back(target: Target) -> None:
         assert max(seen) >= 2, seen
         assert max(seen) <= 3, seen
         assert len(client.scheduler_info()["workers"]) == 1
+
+
+class _Errors(logging.Handler):
+    """Collects every ERROR record of the process's loggers during a test."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_scale_down_right_after_scale_up_does_not_wait(target: Target) -> None:
+    """Issue 7, must show 3: the habit `scale(3)`, `wait_for_workers(3)`, `scale(1)` returns
+    at once, logs no error and loses no key; `scale(3)` then at once `scale(1)` cancels the
+    servers not yet needed instead of finishing them first."""
+    errors = _Errors()
+    loggers = [logging.getLogger(n) for n in ("", "distributed", "scherbelberg", "tornado")]
+    for logger in loggers:
+        logger.addHandler(errors)
+    try:
+        with (
+            HetznerCluster(n_workers=1, **target.cluster_kwargs) as cluster,
+            Client(cluster) as client,
+        ):
+            pieces = [np.full(10_000, i, dtype=np.int64) for i in range(12)]
+            scattered = client.scatter(pieces)
+            wait(scattered)
+
+            cluster.scale(3)
+            client.wait_for_workers(3, timeout=600)
+            started = time.monotonic()
+            cluster.scale(1)
+            assert time.monotonic() - started < 20, "scale(1) waited for retiring workers"
+            for piece, got in zip(pieces, client.gather(scattered), strict=True):
+                np.testing.assert_array_equal(got, piece)
+
+            cluster.scale(3)
+            started = time.monotonic()
+            cluster.scale(1)
+            assert time.monotonic() - started < 20, "scale(1) finished servers it then deleted"
+            deadline = time.monotonic() + 60
+            while len(cluster.workers) != 1:
+                assert time.monotonic() < deadline, cluster.workers
+                time.sleep(0.5)
+            workers = [n for n in server_names(target) if "-worker-" in n]
+            assert len(workers) <= 1, workers
+            assert len(client.scheduler_info()["workers"]) == 1
+            for piece, got in zip(pieces, client.gather(scattered), strict=True):
+                np.testing.assert_array_equal(got, piece)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(errors)
+    assert [r.getMessage() for r in errors.records] == []

@@ -1,5 +1,6 @@
 """Must show 5 and 8: mutual TLS refuses strangers, the firewall admits only this client, the
-token is nowhere on the nodes, and the dashboard is reachable only through the SSH tunnel."""
+token is nowhere on the nodes, and the dashboard is reachable only through the SSH tunnel;
+issue 7: nothing of a worker listens on its public side, and the dashboard is Dask's."""
 
 from __future__ import annotations
 
@@ -100,9 +101,39 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
 
         assert asyncio.run(grep_nodes()) == []
 
+        # nothing of Dask's on a worker listens on its public address or on every address
+        # (issue 7): only sshd faces the public side, for the firewall to guard
+        worker = next(s for s in servers if "-worker-" in s.name)
+        private_ip = worker.private_net[0].ip
+
+        async def listening() -> list[str]:
+            conn = await ssh.connect(
+                worker.public_net.ipv4.ip,
+                cluster.ssh_private_key,
+                cluster.state.host_keys()[worker.name],
+                deadline=60,
+            )
+            async with conn:
+                _, out, _ = await ssh.run(conn, "ss -Hltnp", timeout=30)
+            return out.splitlines()
+
+        sockets = asyncio.run(listening())
+        dask_sockets = [line for line in sockets if "python" in line or "dask" in line]
+        # the worker's and the nanny's comms and the worker's HTTP server (health, metrics)
+        assert len(dask_sockets) >= 3, sockets
+        for line in dask_sockets:
+            local = line.split()[3]
+            assert local.startswith(f"{private_ip}:"), line
+        for line in sockets:
+            local = line.split()[3]
+            if local.startswith(("127.", "[::1]")) or "sshd" in line:
+                continue
+            assert local.startswith(f"{private_ip}:"), line
+
 
 def test_dashboard_only_through_the_tunnel(target: Target) -> None:
-    """Also the asynchronous form users write: `async with HetznerCluster(asynchronous=True)`."""
+    """With default settings the link shows Dask's dashboard (issue 7, must show 1); also the
+    asynchronous form users write: `async with HetznerCluster(asynchronous=True)`."""
 
     async def check() -> str:
         async with HetznerCluster(
@@ -111,8 +142,14 @@ def test_dashboard_only_through_the_tunnel(target: Target) -> None:
             link = cluster.dashboard_link
             assert link.startswith("http://127.0.0.1:")
             async with aiohttp.ClientSession() as http, http.get(link) as response:
-                assert response.status == 200
-                assert "Dask" in await response.text()
+                page = await response.text()
+            # Dask's own status page (a bokeh document), not distributed's "Dask needs
+            # bokeh" placeholder, which is also served with status 200
+            assert response.status == 200
+            assert "needs bokeh" not in page, page[:500]
+            assert "<title>Dask Diagnostic UI</title>" in page, page[:500]
+            assert "bokeh.min.js" in page  # the status plots are a bokeh document
+            assert '<a href="status">Status</a>' in page  # the navigation of Dask's pages
             host = cluster.scheduler_address.removeprefix("tls://").split(":")[0]
             assert await asyncio.to_thread(tcp_probe, host, 8787, 3) == "timeout"
             return str(cluster.name)
