@@ -372,3 +372,16 @@ def test_conda_script_runs_with_a_fake_micromamba(tmp_path: Path) -> None:
     assert logged[1] == "python -m pip install xarray>=2024"
     assert logged[2].startswith("python -c import sys, importlib.metadata")
     assert "the environment matches the client" in result.stdout
+
+
+def test_the_dashboard_gets_bokeh_unless_the_user_chose_one() -> None:
+    from distributed.versions import BOKEH_REQUIREMENT
+
+    from scherbelberg.bootstrap.env import dashboard_requirement, with_dashboard
+
+    env = client_env_spec(extra_packages=["xarray"])
+    wanted = dashboard_requirement()
+    assert wanted == str(BOKEH_REQUIREMENT) or wanted.startswith("bokeh==")
+    assert with_dashboard(env).extra_packages == ("xarray", wanted)
+    mine = client_env_spec(extra_packages=["Bokeh==3.4.0"])
+    assert with_dashboard(mine) == mine
