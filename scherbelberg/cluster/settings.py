@@ -1,5 +1,8 @@
 """A cluster's settings: constructor arguments over the `scherbelberg` dask config, resolved and
-checked once, so the rest of the code reads plain attributes."""
+checked once, so the rest of the code reads plain attributes.
+
+The string settings the API checks later (location, server types, image) are `config.Sourced`
+values: a failed catalog check names the setting and where its value came from."""
 
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ class Settings:
     worker_processes: int
     nthreads_override: int | None
     memory_override: str | None
+    # where each checked setting came from: "argument location=", "the default; …" (for errors)
+    sources: dict[str, str] = field(default_factory=dict)
     # filled by the catalog checks
     scheduler_type: ServerTypeInfo = field(init=False)
     worker_type: ServerTypeInfo = field(init=False)
@@ -55,10 +60,10 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "location": self.location,
-            "scheduler_server_type": self.scheduler_type_name,
-            "worker_server_type": self.worker_type_name,
-            "image": self.image_name,
+            "location": str(self.location),
+            "scheduler_server_type": str(self.scheduler_type_name),
+            "worker_server_type": str(self.worker_type_name),
+            "image": str(self.image_name),
             "env_method": self.env.method,
             "network_cidr": self.network_cidr,
             "scheduler_port": self.scheduler_port,
@@ -90,25 +95,54 @@ def resolve(
     worker_processes: int | None = None,
     timeouts: dict[str, float] | None = None,
 ) -> Settings:
-    method = config.get("env.method", env_method)
+    """Arguments over the dask config; each error names the setting and its source."""
+    sources: dict[str, str] = {}
+
+    def get(key: str, override: Any, argument: str) -> Any:
+        sources[key] = config.source(key, override, argument)
+        return config.get(key, override)
+
+    def text(key: str, override: Any, argument: str, what: str) -> config.Sourced:
+        return config.Sourced(str(get(key, override, argument)), what, sources[key])
+
+    method = get("env.method", env_method, "env_method")
     if method not in ("pip", "conda"):
-        raise ConfigError(f"env method must be pip or conda, not {method!r}")
-    cidr = str(config.get("network-cidr", network_cidr))
+        raise ConfigError(
+            f"env method must be pip or conda, not {method!r} ({sources['env.method']})"
+        )
+    cidr = str(get("network-cidr", network_cidr, "network_cidr"))
     try:
         network = ipaddress.IPv4Network(cidr)
     except ValueError:
-        raise ConfigError(f"network CIDR {cidr!r} is not an IPv4 network") from None
+        raise ConfigError(
+            f"network CIDR {cidr!r} ({sources['network-cidr']}) is not an IPv4 network"
+        ) from None
     if not network.is_private or network.prefixlen > 20:
-        raise ConfigError(f"network CIDR {cidr} must be a private range of /20 or larger")
-    processes = int(config.get("worker.processes", worker_processes))
-    if processes < 1:
-        raise ConfigError("worker processes per server must be at least 1")
+        raise ConfigError(
+            f"network CIDR {cidr} ({sources['network-cidr']}) must be a private range "
+            "of /20 or larger"
+        )
+    processes = _count(
+        get("worker.processes", worker_processes, "worker_processes"),
+        "worker processes per server",
+        sources["worker.processes"],
+    )
+    nthreads = get("worker.nthreads", worker_nthreads, "worker_nthreads")
+    if nthreads is not None:
+        nthreads = _count(nthreads, "worker threads", sources["worker.nthreads"])
     merged_timeouts = {**config.get("timeouts"), **(timeouts or {})}
     return Settings(
-        location=str(config.get("location", location)),
-        scheduler_type_name=str(config.get("scheduler-server-type", scheduler_server_type)),
-        worker_type_name=str(config.get("worker-server-type", worker_server_type)),
-        image_name=str(config.get("image", image)),
+        location=text("location", location, "location", "location"),
+        scheduler_type_name=text(
+            "scheduler-server-type",
+            scheduler_server_type,
+            "scheduler_server_type",
+            "scheduler server type",
+        ),
+        worker_type_name=text(
+            "worker-server-type", worker_server_type, "worker_server_type", "worker server type"
+        ),
+        image_name=text("image", image, "image", "image"),
         env=client_env_spec(
             method=method,
             extra_packages=tuple(config.get("env.extra-packages", extra_packages) or ()),
@@ -123,6 +157,21 @@ def resolve(
         dashboard_port=int(config.get("dashboard-port")),
         timeouts={k: float(v) for k, v in merged_timeouts.items()},
         worker_processes=processes,
-        nthreads_override=config.get("worker.nthreads", worker_nthreads),
+        nthreads_override=nthreads,
         memory_override=config.get("worker.memory-limit", worker_memory),
+        sources=sources,
     )
+
+
+def _count(value: Any, what: str, source: str) -> int:
+    """A whole number of at least 1, or a one-line error that says where it came from."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        number = None
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None or number < 1:
+        raise ConfigError(f"{what} must be a whole number of at least 1, not {value!r} ({source})")
+    return number

@@ -1,4 +1,7 @@
-"""Check what the user asked for against the API before anything is created."""
+"""Check what the user asked for against the API before anything is created.
+
+Names may be `config.Sourced` (what the cluster's settings pass): an error then says which
+setting holds the value and where it came from (argument, dask config, default)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import Sourced
 from .errors import ConfigError
 from .session import HetznerSession
 
@@ -42,9 +46,14 @@ async def location(session: HetznerSession, name: str) -> LocationInfo:
     if not body.get("locations"):
         known = await session.request("listing locations", "GET", "/locations")
         names = ", ".join(loc["name"] for loc in known.get("locations", []))
-        raise ConfigError(f"unknown location {name!r} (known: {names})")
+        source = f"{name.source}; " if isinstance(name, Sourced) and name.source else ""
+        raise ConfigError(f"unknown location {str(name)!r} ({source}known: {names})")
     found = body["locations"][0]
-    return LocationInfo(name=found["name"], network_zone=found["network_zone"])
+    # the name keeps its source: the server type checks in this location quote it
+    return LocationInfo(
+        name=Sourced(found["name"], "location", getattr(name, "source", "")),
+        network_zone=found["network_zone"],
+    )
 
 
 async def server_types(
@@ -62,9 +71,20 @@ async def server_types(
     by_name = {data["name"]: data for data in listed}
     result = {}
     for name in dict.fromkeys(names):
+        whats, sources = _origin([n for n in names if n == name])  # scheduler and/or worker
         if name not in by_name:
+            see = "see `scherbelberg catalog` for the current types"
             raise ConfigError(
-                f"unknown server type {name!r} (see `scherbelberg catalog` for the current types)"
+                f"unknown server type {str(name)!r} for the {whats}{sources}; {see}"
+                if whats
+                else f"unknown server type {str(name)!r} ({see})"
+            )
+        if not _offered(by_name[name], location_name):
+            offered = ", ".join(n for n, data in by_name.items() if _current(data, location_name))
+            _, where = _origin([location_name])
+            raise ConfigError(
+                f"{whats or 'server type'} {str(name)!r}{sources} is not available in location "
+                f"{str(location_name)!r}{where}; types offered there: {offered or 'none'}"
             )
         result[name] = _server_type(by_name[name], location_name)
     return result
@@ -74,13 +94,34 @@ async def server_type(session: HetznerSession, name: str, location_name: str) ->
     return (await server_types(session, [name], location_name))[name]
 
 
-def _server_type(data: dict[str, Any], location_name: str) -> ServerTypeInfo:
-    name = data["name"]
+def _offered(data: dict[str, Any], location_name: str) -> bool:
     in_location = next(
         (loc for loc in data.get("locations", []) if loc["name"] == location_name), None
     )
-    if in_location is None or not in_location.get("available", True):
-        raise ConfigError(f"server type {name!r} is not available in location {location_name!r}")
+    return in_location is not None and bool(in_location.get("available", True))
+
+
+def _current(data: dict[str, Any], location_name: str) -> bool:
+    """Offered in the location and not deprecated: what an error may suggest instead."""
+    deprecated = data.get("deprecation") or data.get("deprecated")
+    return _offered(data, location_name) and not deprecated
+
+
+def _origin(names: list[str]) -> tuple[str, str]:
+    """What the names are and where they came from, as far as they are `Sourced`:
+    ("scheduler and worker server type", " (argument server_type=)"), or ("", "")."""
+    sourced = [n for n in names if isinstance(n, Sourced)]
+    kinds = list(dict.fromkeys(n.what for n in sourced if n.what))
+    suffix = " server type"
+    if len(kinds) > 1 and all(k.endswith(suffix) for k in kinds):  # "scheduler and worker …"
+        kinds = [" and ".join(k.removesuffix(suffix) for k in kinds) + suffix]
+    whats = " and ".join(kinds)
+    sources = "; ".join(dict.fromkeys(n.source for n in sourced if n.source))
+    return whats, f" ({sources})" if sources else ""
+
+
+def _server_type(data: dict[str, Any], location_name: str) -> ServerTypeInfo:
+    name = data["name"]
     deprecated = bool(data.get("deprecation") or data.get("deprecated"))
     if deprecated:
         until = (data.get("deprecation") or {}).get("unavailable_after", "soon")
@@ -107,12 +148,14 @@ async def image(session: HetznerSession, name: str | int, architecture: str) -> 
     """A system image by name for `architecture` (Hetzner has one per architecture), or a
     snapshot by id."""
     text = str(name)
+    source = f" ({name.source})" if isinstance(name, Sourced) and name.source else ""
     if text.isdigit():
         body = await session.request(f"looking up image {text}", "GET", f"/images/{text}")
         data = body["image"]
         if data["architecture"] != architecture:
             raise ConfigError(
-                f"image {text} is for {data['architecture']}, the server type is {architecture}"
+                f"image {text}{source} is for {data['architecture']}, "
+                f"the server type is {architecture}"
             )
         return ImageInfo(
             int(data["id"]), data.get("name") or data.get("description") or text, architecture
@@ -124,6 +167,6 @@ async def image(session: HetznerSession, name: str | int, architecture: str) -> 
         params={"name": text, "architecture": architecture, "include_deprecated": "true"},
     )
     if not body.get("images"):
-        raise ConfigError(f"unknown image {text!r} for architecture {architecture}")
+        raise ConfigError(f"unknown image {text!r}{source} for architecture {architecture}")
     data = body["images"][0]
     return ImageInfo(int(data["id"]), data["name"], architecture)

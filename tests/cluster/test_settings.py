@@ -52,3 +52,59 @@ def test_bad_settings_are_one_line(kwargs: dict[str, object], message: str) -> N
     with pytest.raises(ConfigError) as raised:
         resolve(**kwargs)  # type: ignore[arg-type]
     assert message in str(raised.value)
+
+
+def test_each_setting_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = resolve(location="nbg1")
+    assert settings.sources["location"] == "argument location="
+    assert settings.location.source == "argument location="  # what the catalog checks quote
+    assert settings.scheduler_type_name.source == (
+        "the default; set scheduler_server_type= or scherbelberg.scheduler-server-type"
+    )
+    assert settings.scheduler_type_name.what == "scheduler server type"
+    with dask.config.set({"scherbelberg.worker-server-type": "cpx32"}):
+        assert resolve().sources["worker-server-type"] == (
+            "from the dask config scherbelberg.worker-server-type"
+        )
+    monkeypatch.setenv("DASK_SCHERBELBERG__IMAGE", "debian-13")
+    dask.config.refresh()
+    try:
+        assert (
+            resolve().image_name.source == "from the environment variable DASK_SCHERBELBERG__IMAGE"
+        )
+    finally:
+        monkeypatch.delenv("DASK_SCHERBELBERG__IMAGE")
+        dask.config.refresh()
+    assert resolve().image_name.source.startswith("the default")
+
+
+def test_bad_setting_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASK_SCHERBELBERG__WORKER__PROCESSES", "0")
+    dask.config.refresh()
+    try:
+        with pytest.raises(ConfigError) as raised:
+            resolve()
+    finally:
+        monkeypatch.delenv("DASK_SCHERBELBERG__WORKER__PROCESSES")
+        dask.config.refresh()
+    assert str(raised.value) == (
+        "worker processes per server must be a whole number of at least 1, not 0 "
+        "(from the environment variable DASK_SCHERBELBERG__WORKER__PROCESSES)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"env_method": "apt"}, "not 'apt' (argument env_method=)"),
+        ({"network_cidr": "8.8.8.0/24"}, "8.8.8.0/24 (argument network_cidr=) must be"),
+        ({"worker_processes": "two"}, "not 'two' (argument worker_processes=)"),
+        ({"worker_nthreads": 0}, "worker threads must be a whole number of at least 1"),
+    ],
+)
+def test_bad_argument_is_named_as_an_argument(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve(**kwargs)  # type: ignore[arg-type]
+    assert message in str(raised.value)
