@@ -26,3 +26,9 @@ def from_api(exc: APIException, doing: str) -> HetznerError:
     if code == "resource_limit_exceeded":
         return HetznerError(f"{doing}: the project's resource limit is reached ({exc.message})")
     return HetznerError(f"{doing}: {exc.message} ({code})")
+
+
+class ArgumentError(ConfigError, TypeError):
+    """An argument HetznerCluster does not take (a typo, or dask-cloudprovider's name for
+    something scherbelberg does differently): a TypeError, as Python's own, with a message
+    that names what to use instead."""
