@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from scherbelberg.bootstrap.env import EnvSpec, install_script
+from scherbelberg.bootstrap.idle import IDLE_PRELOAD, IDLE_PRELOAD_FILE
 
 MAX_USER_DATA = 32 * 1024  # Hetzner's limit for user_data, in bytes
 
@@ -105,6 +106,8 @@ def build_cloud_config(node: NodeConfig) -> str:
     ]
     if node.role == "worker":
         files.append(_file(WORKER_WRAPPER, worker_wrapper(node), "0755"))
+    else:
+        files.append(_file(IDLE_PRELOAD_FILE, IDLE_PRELOAD, "0644"))
     config: dict[str, Any] = {
         # The client made this host key and pins it: no other host keys, none generated.
         # (`ssh_genkeytypes` is left out: cloud-init ignores it when `ssh_keys` is given, and
@@ -174,6 +177,9 @@ def dask_command(node: NodeConfig) -> list[str]:
             # only through an SSH tunnel
             "--dashboard-address",
             f"127.0.0.1:{node.dashboard_port}",
+            # how long the scheduler has been idle, for idle_timeout (bootstrap/idle.py)
+            "--preload",
+            IDLE_PRELOAD_FILE,
             *node.extra_args,
         ]
     assert node.scheduler_address is not None  # _validate

@@ -50,6 +50,11 @@ class LazyGroup(click.Group):
             "Show a node's bootstrap log and Dask service journal.",
         ),
         "ls": ("scherbelberg.cli.ls", "ls_command", "List clusters, nodes and their cost."),
+        "reap": (
+            "scherbelberg.cli.reap",
+            "reap_command",
+            "Delete clusters past their TTL or idle timeout (for cron / --install-timer).",
+        ),
         "scale": ("scherbelberg.cli.scale", "scale_command", "Set a cluster's worker count."),
         "scp": ("scherbelberg.cli.remote", "scp_command", "Copy files to or from a node."),
         "ssh": ("scherbelberg.cli.remote", "ssh_command", "A shell or command on a node."),

@@ -48,6 +48,19 @@ ORDER = [stage for stage in STAGES if stage is not None]
     "--package", "-p", "packages", multiple=True, help="Extra package for the nodes (repeatable)."
 )
 @click.option("--worker-processes", type=click.IntRange(min=1), default=None)
+@click.option("--ttl", default=None, help="Delete the cluster this long after creation (8h).")
+@click.option(
+    "--idle-timeout",
+    default=None,
+    help="Delete the cluster after this long without tasks and clients (30m).",
+)
+@click.option(
+    "--reaper",
+    type=click.Choice(["client", "node"]),
+    default=None,
+    help="Who enforces --ttl/--idle-timeout: client (`scherbelberg reap`, default) or node "
+    "(also the scheduler itself; the API token then goes to that node, root-only).",
+)
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -65,6 +78,9 @@ def create_command(
     env_method: str | None,
     packages: tuple[str, ...],
     worker_processes: int | None,
+    ttl: str | None,
+    idle_timeout: str | None,
+    reaper: str | None,
     wait: bool,
     output: str,
     endpoint: str | None,
@@ -90,6 +106,9 @@ def create_command(
         "env_method": env_method,
         "extra_packages": list(packages) or None,
         "worker_processes": worker_processes,
+        "ttl": ttl,
+        "idle_timeout": idle_timeout,
+        "reaper": reaper,
     }
     err = common.console(stderr=True)
     try:

@@ -26,8 +26,9 @@ from .. import config  # noqa: F401 - registers the scherbelberg config defaults
 from ..hetzner import catalog, infra, labels
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
+from . import lifetime, ssh
 from . import settings as settings_module
-from . import ssh
+from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
 from .tls import ClusterCA, client_security
@@ -35,6 +36,7 @@ from .versions import VersionMismatch, ignore_patch_release_warnings
 from .versions import check as check_versions
 
 log = logging.getLogger(__name__)
+LIFETIME_CHECK_SECONDS = 5.0  # how often this process checks TTL and idleness
 ignore_patch_release_warnings()
 WORKER_NAME = re.compile(r"^(?P<cluster>.+)-worker-(?P<index>\d+)(-\d+)?$")
 
@@ -52,6 +54,7 @@ class HetznerCluster(VMCluster):
     scheduler_spec: dict[str, Any]
     worker_spec: dict[str, Any]
 
+    @takes_dask_cloudprovider_arguments  # and checks n_workers (cluster/compat.py)
     def __init__(
         self,
         n_workers: int = 0,
@@ -75,6 +78,9 @@ class HetznerCluster(VMCluster):
         client_address_url: str | None = None,
         labels: dict[str, str] | None = None,
         timeouts: dict[str, float] | None = None,
+        ttl: str | float | None = None,
+        idle_timeout: str | float | None = None,
+        reaper: str | None = None,
         attach: bool = False,
         shutdown_on_close: bool = True,
         asynchronous: bool = False,
@@ -130,6 +136,11 @@ class HetznerCluster(VMCluster):
             worker_processes=worker_processes,
             timeouts=timeouts,
         )
+        # again per cluster: test runners (pytest) reset warning filters around each test
+        ignore_patch_release_warnings()
+        self.lifetime_settings = lifetime.resolve(ttl, idle_timeout, reaper)
+        self.lifetime = lifetime.Lifetime()  # its deadline starts with the provisioning
+        self._lifetime_watch: asyncio.Task[None] | None = None
         self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
         self.infra = infra.Infra()
         self.images: dict[str, catalog.ImageInfo] = {}
@@ -187,6 +198,8 @@ class HetznerCluster(VMCluster):
             self.scheduler_up.set()
             if first_workers:
                 await asyncio.gather(*first_workers)
+            if self.lifetime.limited:
+                self._lifetime_watch = asyncio.ensure_future(self._enforce_lifetime())
         except BaseException as exc:
             for task in locals().get("first_workers") or []:
                 task.cancel()
@@ -199,6 +212,9 @@ class HetznerCluster(VMCluster):
     async def _provision(self) -> None:
         """Check every input against the API, then make keys, CA and the infrastructure."""
         s, session = self.settings, self.session
+        # TTL and idle timeout travel as labels on every resource (cluster/lifetime.py)
+        self.lifetime = self.lifetime_settings.start()
+        s.labels.update(self.lifetime.labels())
         # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
         await self._resolve_types_and_images(location.name)
@@ -242,6 +258,7 @@ class HetznerCluster(VMCluster):
         """Load keys and CA from the state dir; find the servers by label."""
         s, session, state = self.settings, self.session, self.state
         await self._resolve_types_and_images(s.location)
+        self.lifetime = lifetime.Lifetime.from_labels(state.labels)
         self.ssh_private_key = state.ssh_key_path().read_text()
         self.ca = state.load_ca()
         self.security = client_security(state.client_tls())
@@ -380,6 +397,25 @@ class HetznerCluster(VMCluster):
             )
             self.state.delete()
 
+    async def _enforce_lifetime(self) -> None:
+        """While this process lives, it deletes the cluster at its TTL or idle timeout (as
+        `scherbelberg reap` and the node's reaper do when it does not)."""
+        while self.status == Status.running:
+            reason = None
+            if self.lifetime.expired():
+                reason = "its TTL has passed"
+            elif self.lifetime.idle_timeout is not None:
+                with suppress(Exception):  # a missed answer is no reason to delete
+                    status = await self.scheduler_comm.scherbelberg_idle()
+                    if self.lifetime.idle_too_long(lifetime.idle_seconds(status)):
+                        reason = "it has been idle (no tasks, no clients) too long"
+            if reason is not None:
+                log.warning("deleting cluster %s: %s", self.name, reason)
+                self._lifetime_watch = None  # do not cancel ourselves while closing
+                await self.destroy()
+                return
+            await asyncio.sleep(LIFETIME_CHECK_SECONDS)
+
     # -- scaling ------------------------------------------------------------------------------
     @property
     def retires_gracefully(self) -> bool:
@@ -387,6 +423,7 @@ class HetznerCluster(VMCluster):
 
     def scale(self, n: int = 0, memory: str | None = None, cores: int | None = None) -> Any:
         """Scaling down asks the scheduler which workers to retire (keys move first)."""
+        check_worker_count(n, "scale(n)")
         if memory is not None or cores is not None:
             return super().scale(n, memory=memory, cores=cores)
         if n < len(self.worker_spec) and self.status == Status.running:
@@ -469,6 +506,9 @@ class HetznerCluster(VMCluster):
     async def _close(self) -> None:
         if self.status == Status.closed:
             return
+        if self._lifetime_watch is not None:
+            self._lifetime_watch.cancel()
+            self._lifetime_watch = None
         if not (self.shutdown_on_close or self._destroying):
             await self._detach()
             return

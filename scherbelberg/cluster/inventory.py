@@ -18,6 +18,7 @@ from typing import Any
 from ..hetzner import infra, labels
 from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession
+from .lifetime import Lifetime
 from .state import ClusterState
 
 # servers first: firewalls and networks in use cannot be deleted before them
@@ -34,6 +35,7 @@ class Resource:
     name: str
     cluster: str
     role: str
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def what(self) -> str:
@@ -84,6 +86,15 @@ class ClusterInfo:
     def live(self) -> bool:
         """It has a scheduler server; without one it is the leftover of a crash."""
         return self.name != UNLABELLED and any(n.role == "scheduler" for n in self.nodes)
+
+    @property
+    def lifetime(self) -> Lifetime:
+        """TTL and idle timeout, from the labels (the earliest deadline any resource has)."""
+        found = [Lifetime.from_labels(r.labels) for r in self.resources]
+        deadlines = [f.expires for f in found if f.expires is not None]
+        timeouts = [f.idle_timeout for f in found if f.idle_timeout is not None]
+        reaper = "node" if any(f.reaper == "node" for f in found) else "client"
+        return Lifetime(min(deadlines, default=None), min(timeouts, default=None), reaper)
 
     @property
     def location(self) -> str | None:
@@ -147,6 +158,7 @@ async def clusters(session: HetznerSession, name: str | None = None) -> list[Clu
                     name=str(item.get("name")),
                     cluster=cluster,
                     role=str(item_labels.get(labels.ROLE, "")),
+                    labels=dict(item_labels),
                 )
             )
             if kind == "servers":

@@ -30,7 +30,7 @@ from ..bootstrap.env import with_dashboard
 from ..hetzner import labels
 from ..hetzner.errors import ScherbelbergError
 from ..hetzner.infra import delete_servers, delete_servers_now
-from . import ssh
+from . import node_reaper_setup, ssh
 from .versions import check as check_versions
 
 if TYPE_CHECKING:
@@ -131,7 +131,10 @@ class HetznerNode(VMInterface):
         cluster.state.save_host_key(self.name, host_public)
         user_data = build_cloud_config(self.node_config(host_private, host_public))
         server_type = settings.scheduler_type if self.role == "scheduler" else settings.worker_type
-        group = await cluster.placement_group_for(self.name)
+        # a node reaper deletes its own server last, so that server must hold nothing
+        # (a placement group) that only its deletion would free
+        own_reaper = self.role == "scheduler" and cluster.lifetime.reaper == "node"
+        group = None if own_reaper else await cluster.placement_group_for(self.name)
         doing = f"creating {self.role} {self.name}"
         body = await session.request(
             doing,
@@ -145,7 +148,7 @@ class HetznerNode(VMInterface):
                 "ssh_keys": [cluster.infra.ssh_key_id],
                 "networks": [cluster.infra.network_id],
                 "firewalls": [{"firewall": cluster.infra.firewall_id}],
-                "placement_group": group,
+                **({"placement_group": group} if group is not None else {}),
                 "user_data": user_data,
                 "labels": {
                     **labels.for_resource(cluster.name, self.role, settings.labels),
@@ -345,6 +348,21 @@ class HetznerScheduler(HetznerNode):
         self.tunnel = await ssh.Tunnel.open(
             self.conn, "127.0.0.1", self.cluster.settings.dashboard_port
         )
+        cluster = self.cluster
+        if self.fresh and cluster.lifetime.reaper == "node" and self.server is not None:
+            # the one place the token reaches a node: a root-only file, over SSH
+            await node_reaper_setup.install(
+                self.conn,
+                python=f"{cluster.settings.env.prefix.rstrip('/')}/bin/python",
+                config=node_reaper_setup.reaper_config(
+                    cluster=cluster.name,
+                    endpoint=cluster.lifetime_settings.reaper_endpoint or cluster.session.endpoint,
+                    server_id=self.server.server_id,
+                    expires=cluster.lifetime.expires,
+                    idle_timeout=cluster.lifetime.idle_timeout,
+                ),
+                token=cluster.session.token,
+            )
 
     async def destroy_vm(self) -> None:
         if self.tunnel is not None:

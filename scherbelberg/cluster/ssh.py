@@ -89,14 +89,18 @@ async def connect(
 
 
 async def run(
-    conn: asyncssh.SSHClientConnection, command: str, *, timeout: float
+    conn: asyncssh.SSHClientConnection,
+    command: str,
+    *,
+    timeout: float,
+    input: str | None = None,
 ) -> tuple[int, str, str]:
-    """Run ``command``; return (exit status, stdout, stderr).
+    """Run ``command`` (with ``input`` on its stdin); return (exit status, stdout, stderr).
 
     A command killed by a signal reports the negative signal number. Raises ``TimeoutError``
     if it does not finish within ``timeout`` seconds.
     """
-    result = await conn.run(command, check=False, timeout=timeout, errors="replace")
+    result = await conn.run(command, check=False, timeout=timeout, errors="replace", input=input)
     status = result.returncode if result.returncode is not None else -1
     return status, _text(result.stdout), _text(result.stderr)
 

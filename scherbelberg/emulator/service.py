@@ -97,6 +97,10 @@ class Emulator:
             site = web.TCPSite(self._runner, self.options.host, self.options.port)
             await site.start()
             self.port = int(self._runner.addresses[0][1])
+            # the same API inside the lab, as machines reach it (api.hetzner.cloud for real)
+            lab_socket = self.backend.api_socket()
+            if lab_socket is not None:
+                await web.SockSite(self._runner, lab_socket).start()
         except BaseException:
             await self.stop()
             raise

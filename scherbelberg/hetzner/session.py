@@ -62,6 +62,7 @@ class HetznerSession:
 
     def __init__(self, token: str, endpoint: str, *, request_timeout: float = 30.0) -> None:
         self.endpoint = endpoint
+        self.token = token  # only for a node reaper the user asked for (reaper="node")
         self.client = hcloud.Client(
             token,
             api_endpoint=endpoint,

@@ -103,6 +103,8 @@ def test_every_file_has_owner_and_permissions(make_node: MakeNode, role: str) ->
     }
     if role == "worker":
         expected[cc.WORKER_WRAPPER] = "0755"
+    else:
+        expected["/etc/scherbelberg/idle_preload.py"] = "0644"
     assert modes == expected
     for entry in written.values():
         assert entry["owner"] == "root:root"
@@ -188,7 +190,7 @@ def test_scheduler_service(make_node: MakeNode) -> None:
     text = build_cloud_config(make_node("scheduler", scheduler_port=9786, dashboard_port=9787))
     assert exec_start(text, "scheduler") == (
         "/opt/scherbelberg/env/bin/dask scheduler --protocol tls --host 0.0.0.0 --port 9786 "
-        "--dashboard-address 127.0.0.1:9787"
+        "--dashboard-address 127.0.0.1:9787 --preload /etc/scherbelberg/idle_preload.py"
     )
     content = unit(text, "scheduler")
     for line in (
@@ -608,6 +610,7 @@ def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
     sandbox.stub("ip", "echo '1: lo    inet 127.0.0.1/8 scope host lo'")
     sandbox.state.mkdir()
     etc = sandbox.root / "etc"
+    run = sandbox.root / "run"
     env = {**sandbox.env, "DASK_CONFIG": str(etc / "dask")}
     processes = []
     try:
@@ -617,8 +620,10 @@ def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
                 if path.startswith("/etc/scherbelberg/"):
                     target = etc / path.removeprefix("/etc/scherbelberg/")
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(entry["content"].replace("/etc/scherbelberg", str(etc)))
-            argv = shlex.split(exec_start(build_cloud_config(node), node.role).replace("%%", "%"))
+                    content = entry["content"].replace("/etc/scherbelberg", str(etc))
+                    target.write_text(content.replace("/run/scherbelberg", str(run)))
+            command = exec_start(build_cloud_config(node), node.role).replace("%%", "%")
+            argv = shlex.split(command.replace("/etc/scherbelberg", str(etc)))
             if node.role == "worker":
                 wrapper = sandbox.root / "wrapper"
                 wrapper.write_text(sandbox.localize(written[cc.WORKER_WRAPPER]["content"]))
@@ -643,6 +648,10 @@ def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
             ]
             assert all(address.startswith("tls://127.0.0.1:") for address in workers)
             assert c.submit(sum, [1, 2, 3]).result() == 6
+            # the idle preload answers: one client connected, so not idle
+            idle = c.sync(c.scheduler.scherbelberg_idle)
+            assert idle["clients"] == 1 and not idle["busy"], idle
+            assert idle["idle_for"] is not None and idle["idle_for"] < 1.0, idle
         assert sandbox.read("host") == "127.0.0.1\n"
         plain = f"tcp://127.0.0.1:{port}"
         with pytest.raises(OSError), distributed.Client(plain, timeout=3):  # TCP is refused

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import Target, target  # noqa: F401 - the fixture, for this directory
 
 ROOT = Path(__file__).resolve().parents[2]
-API_COMMANDS = {"create", "destroy", "ls", "scale", "catalog", "cleanup"}
+API_COMMANDS = {"create", "destroy", "ls", "scale", "catalog", "cleanup", "reap"}
 
 
 def cli_env(hetzner: Target, **extra: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ print(json.dumps({{"import": after_import, "run": [m for m in {heavy} if m in sy
 
 COMMANDS = [
     "catalog", "cleanup", "client", "create", "dashboard", "destroy", "image", "logs", "ls",
-    "scale", "scp", "ssh",
+    "reap", "scale", "scp", "ssh",
 ]  # fmt: skip
 
 

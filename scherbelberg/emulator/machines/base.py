@@ -7,6 +7,7 @@ real. Nothing here knows about HTTP, and the backend never sees a Hetzner JSON o
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -96,6 +97,17 @@ class MachineBackend(Protocol):
     @property
     def pip_index_url(self) -> str | None:
         """URL of a PyPI mirror the machines can use (PEP 503 simple index, plain HTTP), or None."""
+
+    def api_socket(self) -> socket.socket | None:
+        """A listening socket on the machines' side of the network for the emulator's API,
+        like api.hetzner.cloud is reachable from real servers (a node's reaper needs it), or
+        None when machines cannot reach the API."""
+        return None
+
+    @property
+    def api_url(self) -> str | None:
+        """The API endpoint as machines reach it through `api_socket` (…/v1), or None."""
+        return None
 
     @property
     def outside_netns(self) -> str | None:

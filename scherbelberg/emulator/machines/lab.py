@@ -9,7 +9,8 @@ Layout (k = instance index, 0..255, held by an flock on /run/scherbelberg/lab-<k
 lifetime of the instance, so a cleanup tool can tell live instances from dead ones):
 
 - `sbg<k>-lab`: the router (ip_forward=1). Local addresses on `lo`: 198.18.k.254 (uplink),
-  198.18.k.253 (address-echo service, and the PyPI mirror at /simple/, see `mirror.py`),
+  198.18.k.253 (address-echo service, and the PyPI mirror at /simple/, see `mirror.py`; the
+  API on port 8080, as machines reach it),
   172.31.1.1 (every server's gateway, like Hetzner).
   Every attached host gets a /32 route; proxy ARP on the links to the client and the outside
   host answers for the whole /24.
@@ -45,6 +46,7 @@ PREFIX = "sbg"
 LOCK_DIR = Path("/run/scherbelberg")
 NETNS_DIR = Path("/run/netns")
 GATEWAY = ipaddress.IPv4Address("172.31.1.1")
+API_PORT = 8080  # the emulator's API inside the lab, at the echo address (like api.hetzner.cloud)
 IFNAMSIZ = 15
 
 
@@ -154,6 +156,24 @@ class Lab:
     def pip_index_url(self) -> str:
         """The PyPI mirror's simple index (served with the echo service)."""
         return f"http://{self.echo_address}/simple/"
+
+    @property
+    def api_url(self) -> str:
+        """The emulator's API as machines reach it (see `api_socket`)."""
+        return f"http://{self.echo_address}:{API_PORT}/v1"
+
+    def api_socket(self) -> socket.socket:
+        """A socket in the lab at the echo address, port API_PORT, for the API's own runner:
+        machines reach the API there as real servers reach api.hetzner.cloud."""
+        return self._lab_socket(API_PORT)
+
+    def _lab_socket(self, port: int) -> socket.socket:
+        with in_netns(str(NETNS_DIR / self.lab_ns)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((str(self.echo_address), port))
+        sock.setblocking(False)
+        return sock
 
     @property
     def lab_ns(self) -> str:
@@ -287,12 +307,7 @@ class Lab:
         app.router.add_get("/{tail:.*}", echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        with in_netns(str(NETNS_DIR / self.lab_ns)):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((str(self.echo_address), 80))
-        sock.setblocking(False)
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, self._lab_socket(80))
         await site.start()
         self._echo_runner = runner
 

@@ -30,6 +30,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -165,6 +166,13 @@ class NspawnBackend:
     @property
     def pip_index_url(self) -> str | None:
         return self.lab.pip_index_url if self.lab.started else None
+
+    def api_socket(self) -> socket.socket | None:
+        return self.lab.api_socket() if self.lab.started else None
+
+    @property
+    def api_url(self) -> str | None:
+        return self.lab.api_url if self.lab.started else None
 
     @property
     def outside_netns(self) -> str | None:

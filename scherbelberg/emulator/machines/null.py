@@ -8,6 +8,7 @@ lab, so no echo service, no PyPI mirror and no outside host.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
@@ -50,6 +51,13 @@ class NullBackend:
 
     @property
     def pip_index_url(self) -> str | None:
+        return None
+
+    def api_socket(self) -> socket.socket | None:
+        return None
+
+    @property
+    def api_url(self) -> str | None:
         return None
 
     @property
