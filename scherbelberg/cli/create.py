@@ -175,8 +175,10 @@ async def _create(kwargs: dict[str, Any], err: Console, wait: bool, output: str)
     err.print(_progress(cluster, n, started))
     summary = _summary(cluster, n, started, wait)
     if not wait:
-        # every server exists and bootstraps on its own: leave at once, without cancelling
-        # the start (that would roll the cluster back) and without closing anything
+        # every server exists and bootstraps on its own: mark the cluster complete (else
+        # `cleanup` would take it for an abandoned create) and leave at once, without
+        # cancelling the start (that would roll the cluster back) or closing anything
+        await cluster.mark_ready()
         _emit(summary, output)
         sys.stdout.flush()
         sys.stderr.flush()

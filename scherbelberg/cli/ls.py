@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..cluster.inventory import ClusterInfo
 
 
 @common.command("ls")
@@ -34,7 +38,7 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
     if not found:
         click.echo("no clusters")
     for cluster in found:
-        what = "live" if cluster.live else "orphaned (no scheduler: see `scherbelberg cleanup`)"
+        what = _status_line(cluster, now)
         local = "yes" if cluster.state is not None else "no"
         common.console().print(
             f"[bold]{cluster.name}[/bold]  {what}, {cluster.location or '-'}, "
@@ -65,3 +69,18 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
         if others:
             click.echo("  also: " + ", ".join(others))
         click.echo()
+
+
+def _status_line(cluster: ClusterInfo, now: float) -> str:
+    """creating / ready / incomplete / expiring, with age and what the user can do."""
+    status = cluster.status(now)
+    age = f", age {common.age(now - cluster.created)}" if cluster.created else ""
+    if status == "incomplete":
+        return f"incomplete{age} (never became ready, or lost its scheduler: see `cleanup`)"
+    if status == "creating":
+        return f"creating{age}"
+    if status == "expiring" and cluster.lifetime.expires is not None:
+        left = cluster.lifetime.expires - now
+        when = f"in {common.age(left)}" if left > 0 else "now (run `scherbelberg reap`)"
+        return f"ready{age}, expires {when}"
+    return f"ready{age}"

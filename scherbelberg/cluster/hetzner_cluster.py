@@ -22,11 +22,11 @@ from distributed.core import Status
 from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
 
-from .. import config  # noqa: F401 - registers the scherbelberg config defaults
+from .. import config  # also registers the scherbelberg config defaults
 from ..hetzner import catalog, infra, labels
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
-from . import lifetime, ssh
+from . import lease, lifetime, ssh
 from . import settings as settings_module
 from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
@@ -141,6 +141,8 @@ class HetznerCluster(VMCluster):
         self.lifetime_settings = lifetime.resolve(ttl, idle_timeout, reaper)
         self.lifetime = lifetime.Lifetime()  # its deadline starts with the provisioning
         self._lifetime_watch: asyncio.Task[None] | None = None
+        self.lease_seconds = lifetime.parse_duration(config.get("creation-lease"), "creation-lease")
+        self._lease: lease.Lease | None = None  # held while this process creates the cluster
         self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
         self.infra = infra.Infra()
         self.images: dict[str, catalog.ImageInfo] = {}
@@ -198,11 +200,14 @@ class HetznerCluster(VMCluster):
             self.scheduler_up.set()
             if first_workers:
                 await asyncio.gather(*first_workers)
+            await self.mark_ready()
             if self.lifetime.limited:
                 self._lifetime_watch = asyncio.ensure_future(self._enforce_lifetime())
         except BaseException as exc:
             for task in locals().get("first_workers") or []:
                 task.cancel()
+            if self._lease is not None:
+                self._lease.release()
             await self._rollback()
             cause = exc.__cause__ if isinstance(exc, RuntimeError) else None
             if isinstance(cause, ScherbelbergError | VersionMismatch):
@@ -215,6 +220,9 @@ class HetznerCluster(VMCluster):
         # TTL and idle timeout travel as labels on every resource (cluster/lifetime.py)
         self.lifetime = self.lifetime_settings.start()
         s.labels.update(self.lifetime.labels())
+        # and every resource says "being created until <deadline>" (cluster/lease.py)
+        self._lease = lease.Lease(session, self.lease_seconds or 600.0)
+        s.labels.update(self._lease.labels())
         # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
         await self._resolve_types_and_images(location.name)
@@ -246,6 +254,8 @@ class HetznerCluster(VMCluster):
             infra=self.infra,
         )
         self._save_infra()
+        assert self.infra.ssh_key_id is not None
+        self._lease.hold(self.infra.ssh_key_id, self._ssh_key_labels())
         price = s.hourly_price
         if price is not None:
             self._log(
@@ -253,6 +263,27 @@ class HetznerCluster(VMCluster):
                 f"{s.worker_type.name} at {s.scheduler_type.price_hourly:.4f} + "
                 f"{s.worker_type.price_hourly:.4f} EUR/h each (billed until deleted)"
             )
+
+    def _ssh_key_labels(self) -> dict[str, str]:
+        return labels.for_resource(self.name, "ssh-key", self.settings.labels)
+
+    async def mark_ready(self) -> None:
+        """The cluster is complete: drop the creation lease and mark it ready (one request,
+        retried for a while: an unmarked cluster would look abandoned to `cleanup`)."""
+        held, self._lease = self._lease, None
+        if held is None or self.infra.ssh_key_id is None:
+            return
+        self.settings.labels.pop(lease.LEASE, None)  # servers added later carry none
+        self.state.labels = dict(self.settings.labels)
+        self.state.save()
+        for attempt in range(6):
+            try:
+                await held.ready(self.infra.ssh_key_id, self._ssh_key_labels())
+                return
+            except HetznerError:
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(2**attempt)
 
     async def _reattach(self) -> dict[str, dict[str, Any]]:
         """Load keys and CA from the state dir; find the servers by label."""

@@ -18,6 +18,7 @@ from typing import Any
 from ..hetzner import infra, labels
 from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession
+from . import lease
 from .lifetime import Lifetime
 from .state import ClusterState
 
@@ -87,6 +88,23 @@ class ClusterInfo:
         """It has a scheduler server; without one it is the leftover of a crash."""
         return self.name != UNLABELLED and any(n.role == "scheduler" for n in self.nodes)
 
+    def status(self, now: float | None = None) -> str:
+        """`creating` (a create holds its lease), `ready`, `incomplete` (abandoned or broken:
+        `cleanup` deletes it) or `expiring` (ready, with a TTL)."""
+        if self.name == UNLABELLED:
+            return "incomplete"
+        found = lease.status([r.labels for r in self.resources], self.live, now)
+        if found == "ready" and self.lifetime.expires is not None:
+            return "expiring"
+        return found
+
+    @property
+    def created(self) -> float | None:
+        """When its first server was made (epoch seconds), else when the local state was."""
+        if self.nodes:
+            return min(n.created for n in self.nodes)
+        return self.state.created if self.state is not None else None
+
     @property
     def lifetime(self) -> Lifetime:
         """TTL and idle timeout, from the labels (the earliest deadline any resource has)."""
@@ -121,6 +139,10 @@ class ClusterInfo:
         return {
             "name": self.name,
             "live": self.live,
+            "status": self.status(now),
+            "created": self.created,
+            "expires": self.lifetime.expires,
+            "idle_timeout": self.lifetime.idle_timeout,
             "location": self.location,
             "local_state": self.state is not None,
             "price_hourly": _round(self.price_hourly),
@@ -179,9 +201,21 @@ async def cluster(session: HetznerSession, name: str) -> ClusterInfo:
     return found[0]
 
 
-def orphans(found: list[ClusterInfo]) -> list[Resource]:
-    """Resources that belong to no live cluster: everything of a cluster without scheduler."""
-    return [r for c in found if not c.live for r in c.resources]
+def orphans(found: list[ClusterInfo], now: float | None = None) -> list[Resource]:
+    """Resources of incomplete clusters: a create abandoned (its lease ran out) or a cluster
+    that lost its scheduler. Never those of a create in progress."""
+    return [r for c in found if c.status(now) == "incomplete" for r in c.resources]
+
+
+def stale_states(found: list[ClusterInfo], endpoint: str) -> list[ClusterState]:
+    """Local state of clusters on `endpoint` of which the project holds nothing any more."""
+    names = {c.name for c in found}
+    stale = []
+    for name in ClusterState.list_names():
+        state = _load_state(name)
+        if state is not None and state.endpoint == endpoint and name not in names:
+            stale.append(state)
+    return stale
 
 
 async def delete(session: HetznerSession, resources: list[Resource], *, deadline: float) -> None:

@@ -1,4 +1,4 @@
-"""Must show 3: `cleanup` finds and deletes what a `create` killed with SIGKILL left behind."""
+"""`cleanup` deletes what an abandoned `create` left behind, never a create in progress."""
 
 from __future__ import annotations
 
@@ -8,68 +8,96 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+from scherbelberg.cluster.state import ClusterState
 from tests.cli.conftest import argv, cli, cli_env, cli_json
 from tests.e2e.conftest import Target
 
 
-def test_cleanup_after_a_killed_create(target: Target) -> None:
-    if target.control is None:
-        pytest.skip("needs the local Hetzner's fault injection to kill create at a known point")
-    # hold the scheduler's create request, so the kill lands after network, firewall, key and
-    # placement group were made and before any server exists
-    target.control.set_faults(
-        {"http": [{"path": "^/servers$", "method": "POST", "status": 503, "delay": 60, "count": 1}]}
-    )
-    process = subprocess.Popen(
+def test_cleanup_after_a_killed_create_spares_a_live_one(target: Target) -> None:
+    """Issue 8, must show 2: a `create` killed by SIGKILL once its scheduler server exists is
+    "creating" while its lease lasts, then "incomplete"; `cleanup --yes` then deletes all of
+    it (and its local state), while another `create` running at that moment is untouched."""
+    env = cli_env(target, DASK_SCHERBELBERG__CREATION_LEASE="20s")
+    killed = subprocess.Popen(
         argv(target, "create", "--name", "killed", "--workers", "1"),
-        env=cli_env(target),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )
+    alive = subprocess.Popen(
+        argv(target, "create", "--name", "alive", "--workers", "2"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         client = target.hcloud()
         deadline = time.monotonic() + 120
-        while not client.placement_groups.get_all(label_selector="scherbelberg/cluster=killed"):
-            assert process.poll() is None, "create ended before it could be killed"
-            assert time.monotonic() < deadline, "create made no placement group"
+        selector = "scherbelberg/cluster=killed,scherbelberg/role=scheduler"
+        while not client.servers.get_all(label_selector=selector):
+            assert killed.poll() is None, "create ended before it could be killed"
+            assert time.monotonic() < deadline, "create made no scheduler server"
             time.sleep(0.1)
-        time.sleep(1)  # the POST /servers is now held by the fault
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        state = Path(os.environ["SCHERBELBERG_STATE_DIR"]) / "killed"
+        assert state.exists()  # the killed process could not clean up its local state
+
+        # within its lease it counts as a create in progress: cleanup leaves it alone
+        statuses = {c["name"]: c["status"] for c in cli_json(target, "ls")}
+        assert statuses["killed"] == "creating"
+        assert cli_json(target, "cleanup")["resources"] == []
+
+        deadline = time.monotonic() + 60
+        while {c["name"]: c["status"] for c in cli_json(target, "ls")}["killed"] != "incomplete":
+            assert time.monotonic() < deadline, "the lease of the killed create never ran out"
+            time.sleep(2)
+        assert alive.poll() is None, "the other create finished too early for this test"
+        listed = cli_json(target, "cleanup")["resources"]
+        assert {o["cluster"] for o in listed} == {"killed"}
+        refused = cli(target, "cleanup", ok=False)  # no terminal to confirm on: nothing deleted
+        assert refused.returncode != 0 and "--yes" in refused.stderr
+
+        done = cli(target, "cleanup", "--yes")
+        assert "deleted" in done.stdout
+        assert not [r for r in target.leftovers() if " killed-" in r]
+        assert not state.exists()
+
+        # the create that was running meanwhile finishes as if nothing happened
+        out, err = alive.communicate(timeout=600)
+        assert alive.returncode == 0, err[-2000:]
+        assert "cluster alive is ready" in out
+        statuses = {c["name"]: c["status"] for c in cli_json(target, "ls")}
+        assert statuses == {"alive": "ready"}
+        assert "nothing to clean up" in cli(target, "cleanup").stdout
     finally:
-        if process.poll() is None:
-            process.kill()
-        target.control.clear_faults()
-    left = sorted(target.leftovers())
-    assert left == [
-        "firewall killed-fw",
-        "network killed-net",
-        "placement group killed-spread-0",
-        "ssh key killed-key",
-    ]
-    state = Path(os.environ["SCHERBELBERG_STATE_DIR"]) / "killed"
-    assert state.exists()  # the killed process could not clean up its local state either
-
-    [listed] = cli_json(target, "ls")
-    assert listed["name"] == "killed" and not listed["live"]
-    orphans = cli_json(target, "cleanup")  # without --yes: only lists
-    assert sorted(f"{o['kind']}:{o['name']}" for o in orphans) == [
-        "firewalls:killed-fw",
-        "networks:killed-net",
-        "placement_groups:killed-spread-0",
-        "ssh_keys:killed-key",
-    ]
-    refused = cli(target, "cleanup", ok=False)  # no terminal to confirm on: nothing deleted
-    assert refused.returncode != 0 and "--yes" in refused.stderr
-    assert len(target.leftovers()) == 4
-
-    done = cli(target, "cleanup", "--yes")
-    assert "deleted 4 orphaned resources" in done.stdout
+        for process in (killed, alive):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+        cli(target, "destroy", "--yes", "alive", ok=False)
     assert target.leftovers() == []
-    assert not state.exists()
-    assert "nothing to clean up" in cli(target, "cleanup").stdout
+
+
+def test_cleanup_removes_local_state_of_vanished_clusters(target: Target) -> None:
+    """What Ctrl-C pressed twice during `create` used to leave: local state, no resources."""
+    ghost = ClusterState(
+        name="ghost", endpoint=target.endpoint, created=time.time(), location="fsn1", labels={}
+    )
+    ghost.save()
+    other = ClusterState(
+        name="elsewhere",
+        endpoint="http://127.0.0.1:9/v1",
+        created=time.time(),
+        location="fsn1",
+        labels={},
+    )
+    other.save()
+    assert cli_json(target, "cleanup")["local_states"] == ["ghost"]
+    assert "1 local states" in cli(target, "cleanup", "--yes").stdout
+    assert ClusterState.list_names() == ["elsewhere"]  # another endpoint's state stays
+    other.delete()
 
 
 def test_cleanup_leaves_live_clusters_alone(target: Target) -> None:
