@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..hetzner.session import HetznerSession
 
 
 @common.command("destroy")
@@ -47,13 +52,35 @@ def destroy_command(
         yes,
     )
     from ..hetzner import infra
+    from ..hetzner.errors import HetznerError
 
     async def delete_all() -> dict[str, list[str]]:
         return {t: await infra.delete_cluster(session, t, deadline=300) for t in targets}
 
-    deleted = common.run(delete_all())
+    try:
+        deleted = common.run(delete_all())
+    except HetznerError as exc:
+        # transient errors were already retried for a while; say what is left and that a
+        # rerun finishes the job (deleting by label is idempotent)
+        left = _left(session, targets)
+        raise common.CliError(
+            f"{exc}; left: {left or 'unknown'}. Run `scherbelberg destroy "
+            f"{' '.join(targets)}` again to finish (local state is kept until then)"
+        ) from None
     for name in targets:
         state = common.local_state(name)
         if state is not None and (state.endpoint == session.endpoint or not everything):
             state.delete()
         click.echo(f"destroyed {name}: {len(deleted[name])} resources deleted")
+
+
+def _left(session: HetznerSession, targets: list[str]) -> str:
+    """What the project still holds of these clusters, as a short list (or "" if unknown)."""
+    from ..cluster import inventory
+
+    try:
+        found = common.run(inventory.clusters(session))
+    except Exception:
+        return ""
+    left = [r.what for c in found if c.name in targets for r in c.resources]
+    return ", ".join(left) if left else "nothing"

@@ -208,7 +208,15 @@ class HetznerCluster(VMCluster):
                 task.cancel()
             if self._lease is not None:
                 self._lease.release()
-            await self._rollback()
+            try:
+                await self._rollback()
+            except BaseException:  # the cause of the rollback is what the user must see
+                log.exception(
+                    "rolling back cluster %s did not finish: `scherbelberg destroy %s` "
+                    "deletes what is left",
+                    self.name,
+                    self.name,
+                )
             cause = exc.__cause__ if isinstance(exc, RuntimeError) else None
             if isinstance(cause, ScherbelbergError | VersionMismatch):
                 raise cause from None

@@ -29,7 +29,7 @@ from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_im
 from ..bootstrap.env import EnvSpec, with_dashboard
 from ..hetzner import catalog, labels
 from ..hetzner.errors import HetznerError
-from ..hetzner.infra import delete_servers
+from ..hetzner.infra import RELEASE_SECONDS, delete_servers
 from ..hetzner.session import HetznerSession
 from . import ssh
 from .nodes import BootstrapError
@@ -290,10 +290,12 @@ async def _clean_up(
     ):
         if path is None:
             continue
-        try:
-            await session.request(doing, "DELETE", path)
+        try:  # a firewall answers resource_in_use for a while after its server went
+            await session.request(
+                doing, "DELETE", path, retry_for=RELEASE_SECONDS, in_use_is_transient=True
+            )
         except HetznerError as exc:
-            if "(not_found)" not in str(exc):
+            if exc.code != "not_found":
                 log.exception("%s: could not delete %s", doing, path)
         except Exception:
             log.exception("%s: could not delete %s", doing, path)

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 SPREAD_GROUP_SIZE = 10  # Hetzner's limit of servers per spread placement group
 RESOURCE_KINDS = ("firewalls", "networks", "placement_groups", "ssh_keys")
+RELEASE_SECONDS = 120.0  # how long `resource_in_use` after deleting servers is waited out
 
 
 @dataclass
@@ -140,7 +141,7 @@ async def delete_servers_now(
         try:
             body = await session.request(doing, "DELETE", f"/servers/{server_id}")
         except HetznerError as exc:
-            if "(not_found)" in str(exc):
+            if exc.code == "not_found":
                 continue  # already gone: deleting is idempotent
             raise
         actions.append(int(body["action"]["id"]))
@@ -166,13 +167,31 @@ async def delete_cluster(session: HetznerSession, cluster: str, *, deadline: flo
     deleted += [f"server {s['name']}" for s in servers]
     for kind in RESOURCE_KINDS:
         for item in await list_labelled(session, kind, selector):
-            try:
-                await session.request(doing, "DELETE", f"/{kind}/{item['id']}")
-            except HetznerError as exc:
-                if "(not_found)" not in str(exc):
-                    raise
+            await delete_resource(session, kind, int(item["id"]), doing=doing)
             deleted.append(f"{kind.rstrip('s').replace('_', ' ')} {item['name']}")
     return deleted
+
+
+async def delete_resource(
+    session: HetznerSession, kind: str, resource_id: int, *, doing: str
+) -> None:
+    """DELETE one firewall, network, placement group or SSH key; already gone is fine.
+
+    Right after its servers were deleted, Hetzner can answer 422 `resource_in_use` for a
+    firewall, network or placement group for a few seconds (hetzner-reality.md: Terraform's
+    provider, the Ansible collection and hetzner-k3s retry it): retried for RELEASE_SECONDS.
+    """
+    try:
+        await session.request(
+            doing,
+            "DELETE",
+            f"/{kind}/{resource_id}",
+            retry_for=RELEASE_SECONDS,
+            in_use_is_transient=kind != "ssh_keys",
+        )
+    except HetznerError as exc:
+        if exc.code != "not_found":
+            raise
 
 
 async def delete_known(session: HetznerSession, cluster: str, infra: Infra) -> None:
@@ -182,10 +201,5 @@ async def delete_known(session: HetznerSession, cluster: str, infra: Infra) -> N
     targets += [("placement_groups", gid) for gid in infra.placement_group_ids]
     targets += [("ssh_keys", infra.ssh_key_id)]
     for kind, resource_id in targets:
-        if resource_id is None:
-            continue
-        try:
-            await session.request(doing, "DELETE", f"/{kind}/{resource_id}")
-        except HetznerError as exc:
-            if "(not_found)" not in str(exc):
-                raise
+        if resource_id is not None:
+            await delete_resource(session, kind, resource_id, doing=doing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ import hcloud
 from hcloud import APIException
 
 from .. import __version__
-from .errors import ConfigError, HetznerError, from_api
+from .errors import NOT_CARRIED_OUT, TRANSIENT_CODES, ConfigError, HetznerError, from_api
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +28,9 @@ DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 TOKEN_VARIABLES = ("HETZNER", "HCLOUD_TOKEN")
 FIRST_POLL = 1.0  # seconds before the first action poll
 MAX_POLL = 4.0
+RETRY_SECONDS = 60.0  # how long one request is retried through transient errors
+FIRST_RETRY = 1.0
+MAX_RETRY = 10.0
 
 
 def resolve_token(token: str | None = None, variable: str | None = None) -> str:
@@ -81,14 +85,40 @@ class HetznerSession:
             return await asyncio.to_thread(function, *args, **kwargs)
         except APIException as exc:
             raise from_api(exc, doing) from exc
-        except OSError as exc:  # requests' connection errors are OSErrors
+        except OSError as exc:  # requests' connection errors and timeouts are OSErrors
             raise HetznerError(
-                f"{doing}: cannot reach the Hetzner API at {self.endpoint}: {exc}"
+                f"{doing}: cannot reach the Hetzner API at {self.endpoint}: {exc}", "connection"
             ) from exc
 
-    async def request(self, doing: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        result = await self.call(doing, self.client.request, method, path, **kwargs)
-        return dict(result)
+    async def request(
+        self,
+        doing: str,
+        method: str,
+        path: str,
+        *,
+        retry_for: float = RETRY_SECONDS,
+        in_use_is_transient: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """One API request, retried with backoff for `retry_for` seconds where Hetzner's own
+        clients retry: 429, 409 conflict, locked, 5xx, timeouts and lost connections (a POST
+        only where the answer says it was not carried out). `in_use_is_transient`: also 422
+        resource_in_use, which Hetzner answers for a few seconds after deleting the servers a
+        firewall, network or placement group was attached to."""
+        give_up = time.monotonic() + retry_for
+        delay = FIRST_RETRY
+        while True:
+            try:
+                result = await self.call(doing, self.client.request, method, path, **kwargs)
+                return dict(result)
+            except HetznerError as exc:
+                if not _retryable(exc, method, in_use_is_transient):
+                    raise
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.info("%s: %s; retrying in %.0f s", doing, exc.code, delay)
+            await asyncio.sleep(delay)
+            delay = min(MAX_RETRY, delay * 2)
 
     async def check_token(self) -> None:
         """One cheap request that fails fast on a missing or wrong token."""
@@ -153,6 +183,11 @@ class HetznerSession:
                         params={"id": chunk, "per_page": 50},
                     )
                 except HetznerError as exc:
+                    if exc.code in TRANSIENT_CODES:
+                        # the actions did not fail, a poll did: poll again (each waiter has
+                        # its own deadline), instead of failing every node that waits on it
+                        log.info("polling actions failed (%s); polling again", exc.code)
+                        continue
                     for action_id in chunk:
                         future = self._pending.get(action_id)
                         if future is not None and not future.done():
@@ -178,3 +213,11 @@ class HetznerSession:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _retryable(exc: HetznerError, method: str, in_use_is_transient: bool) -> bool:
+    if in_use_is_transient and exc.code == "resource_in_use":
+        return True
+    if method.upper() == "POST":  # not idempotent: only when nothing was done
+        return exc.code in NOT_CARRIED_OUT
+    return exc.code in TRANSIENT_CODES
