@@ -23,7 +23,7 @@ from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
 
 from .. import config  # also registers the scherbelberg config defaults
-from ..hetzner import catalog, infra, labels
+from ..hetzner import capacity, catalog, infra, labels
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import lease, lifetime, ssh
@@ -154,6 +154,9 @@ class HetznerCluster(VMCluster):
         self.deletions: list[int] = []  # delete actions to wait for at the end of close
         self._lost_track = False  # a node could not be deleted: sweep by label
         self._group_members: dict[int, set[str]] = {}  # placement group -> node names
+        self.capacity = capacity.Catalog({}, {})  # what can be ordered where (read at start)
+        self._refused: set[tuple[str, str]] = set()  # (type, location) answered 412
+        self.node_location: dict[str, str] = {}  # role -> location, where it differs
         # every node object by name, also those still starting (SpecCluster's `workers` holds
         # a worker only once its start has finished): a scale-down must reach those too
         self.nodes: weakref.WeakValueDictionary[str, HetznerNode] = weakref.WeakValueDictionary()
@@ -241,7 +244,7 @@ class HetznerCluster(VMCluster):
             name=self.name,
             endpoint=session.endpoint,
             created=time.time(),
-            location=location.name,
+            location=str(s.location),  # the chosen one: maybe a neighbour of the asked
             labels=dict(s.labels),
             settings=s.as_dict(),
         )
@@ -364,18 +367,61 @@ class HetznerCluster(VMCluster):
         return started
 
     async def _resolve_types_and_images(self, location: str) -> None:
-        """Server types and, per architecture, the image (cax types are arm)."""
+        """Server types that can be had now (capacity.py), in `location` or a neighbour of its
+        network zone, and per architecture the image (cax types are arm)."""
         s, session = self.settings, self.session
-        types = await catalog.server_types(
-            session, [s.scheduler_type_name, s.worker_type_name], location
-        )
-        s.scheduler_type, s.worker_type = types[s.scheduler_type_name], types[s.worker_type_name]
+        self.capacity = await capacity.load(session)
+        if self._attach:  # the servers exist: their types, whether orderable now or not
+            names = {"scheduler": s.scheduler_type_name, "worker": s.worker_type_name}
+            choice = capacity.Choice(str(location), names)
+        else:
+            choice = capacity.choose(self.capacity, [s.scheduler_wish, s.worker_wish], location)
+        if choice.location != str(location):
+            self._log(
+                f"cluster {self.name}: nothing that fits can be ordered in {location} now; "
+                f"using {choice.location} (same network zone)"
+            )
+        s.location = config.Sourced(choice.location, "location", s.sources.get("location", ""))
+        s.scheduler_type = self.capacity.info(choice.types["scheduler"], choice.location)
+        s.worker_type = self.capacity.info(choice.types["worker"], choice.location)
+        await self._images_for_types()
+
+    async def _images_for_types(self) -> None:
+        s, session = self.settings, self.session
         by_architecture: dict[str, catalog.ImageInfo] = {}
         for role, server_type in (("scheduler", s.scheduler_type), ("worker", s.worker_type)):
             arch = server_type.architecture
             if arch not in by_architecture:
                 by_architecture[arch] = await catalog.image(session, s.image_name, arch)
             self.images[role] = by_architecture[arch]
+
+    def fallback_type(self, role: str, refused_type: str, location: str) -> tuple[str, str] | None:
+        """After 412 resource_unavailable (capacity went between the catalog read and the
+        create): the next type and location for `role`'s nodes still to be made, or None.
+        Same architecture (the image), same network zone (the private network)."""
+        s = self.settings
+        self._refused.add((refused_type, location))
+        wish = s.scheduler_wish if role == "scheduler" else s.worker_wish
+        current = s.scheduler_type if role == "scheduler" else s.worker_type
+        for place in self.capacity.neighbours(location):
+            name = self.capacity.pick(wish, place, self._refused)
+            if name and self.capacity.info(name, place).architecture == current.architecture:
+                chosen = self.capacity.info(name, place)
+                if role == "scheduler":
+                    s.scheduler_type = chosen
+                else:
+                    s.worker_type = chosen
+                self.node_location[role] = place
+                log.warning(
+                    "%s type %s cannot be ordered in %s now: using %s in %s",
+                    role,
+                    refused_type,
+                    location,
+                    name,
+                    place,
+                )
+                return name, place
+        return None
 
     def _make_specs(self, existing: dict[str, dict[str, Any]]) -> None:
         group = (

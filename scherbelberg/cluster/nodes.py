@@ -28,7 +28,7 @@ from ..bootstrap.cloud_config import (
 )
 from ..bootstrap.env import with_dashboard
 from ..hetzner import labels
-from ..hetzner.errors import ScherbelbergError
+from ..hetzner.errors import HetznerError, ScherbelbergError
 from ..hetzner.infra import delete_servers, delete_servers_now
 from . import node_reaper_setup, ssh
 from .versions import check as check_versions
@@ -129,34 +129,51 @@ class HetznerNode(VMInterface):
         session, settings = cluster.session, cluster.settings
         host_private, host_public = ssh.generate_ed25519()
         cluster.state.save_host_key(self.name, host_public)
-        user_data = build_cloud_config(self.node_config(host_private, host_public))
-        server_type = settings.scheduler_type if self.role == "scheduler" else settings.worker_type
         # a node reaper deletes its own server last, so that server must hold nothing
         # (a placement group) that only its deletion would free
         own_reaper = self.role == "scheduler" and cluster.lifetime.reaper == "node"
         group = None if own_reaper else await cluster.placement_group_for(self.name)
         doing = f"creating {self.role} {self.name}"
-        body = await session.request(
-            doing,
-            "POST",
-            "/servers",
-            json={
-                "name": self.name,
-                "server_type": server_type.name,
-                "image": cluster.image_for(self.role).id,
-                "location": settings.location,
-                "ssh_keys": [cluster.infra.ssh_key_id],
-                "networks": [cluster.infra.network_id],
-                "firewalls": [{"firewall": cluster.infra.firewall_id}],
-                **({"placement_group": group} if group is not None else {}),
-                "user_data": user_data,
-                "labels": {
-                    **labels.for_resource(cluster.name, self.role, settings.labels),
-                    f"{labels.PREFIX}/node": self.name,
-                },
-                "start_after_create": True,
-            },
-        )
+        while True:
+            # the type decides the node's threads and memory: the config follows a fallback
+            server_type = (
+                settings.scheduler_type if self.role == "scheduler" else settings.worker_type
+            )
+            location = cluster.node_location.get(self.role, str(settings.location))
+            user_data = build_cloud_config(self.node_config(host_private, host_public))
+            try:
+                body = await session.request(
+                    doing,
+                    "POST",
+                    "/servers",
+                    json={
+                        "name": self.name,
+                        "server_type": server_type.name,
+                        "image": cluster.image_for(self.role).id,
+                        "location": location,
+                        "ssh_keys": [cluster.infra.ssh_key_id],
+                        "networks": [cluster.infra.network_id],
+                        "firewalls": [{"firewall": cluster.infra.firewall_id}],
+                        **({"placement_group": group} if group is not None else {}),
+                        "user_data": user_data,
+                        "labels": {
+                            **labels.for_resource(cluster.name, self.role, settings.labels),
+                            f"{labels.PREFIX}/node": self.name,
+                        },
+                        "start_after_create": True,
+                    },
+                )
+                break
+            except HetznerError as exc:
+                # capacity can go between the catalog read and this create
+                if exc.code != "resource_unavailable":
+                    raise
+                if cluster.fallback_type(self.role, server_type.name, location) is None:
+                    raise HetznerError(
+                        f"{doing}: {server_type.name} cannot be ordered in {location} now, "
+                        "and no other type that fits can be had in its network zone",
+                        exc.code,
+                    ) from None
         server = body["server"]
         private = [p["ip"] for p in server.get("private_net", [])]
         self.server = ServerInfo(

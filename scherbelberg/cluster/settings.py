@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import config
 from ..bootstrap.env import EnvSpec, client_env_spec
+from ..hetzner.capacity import Requirement, Wish
 from ..hetzner.catalog import ServerTypeInfo
 from ..hetzner.errors import ConfigError
 
@@ -19,8 +20,8 @@ from ..hetzner.errors import ConfigError
 @dataclass
 class Settings:
     location: str
-    scheduler_type_name: str
-    worker_type_name: str
+    scheduler_wish: Wish  # names in order of preference, or a requirement (capacity.py)
+    worker_wish: Wish
     image_name: str
     env: EnvSpec
     network_cidr: str
@@ -38,6 +39,17 @@ class Settings:
     # filled by the catalog checks
     scheduler_type: ServerTypeInfo = field(init=False)
     worker_type: ServerTypeInfo = field(init=False)
+
+    @property
+    def scheduler_type_name(self) -> str:
+        """The chosen type once the catalog was read, else what was asked for."""
+        chosen = getattr(self, "scheduler_type", None)
+        return chosen.name if chosen is not None else _wished(self.scheduler_wish)
+
+    @property
+    def worker_type_name(self) -> str:
+        chosen = getattr(self, "worker_type", None)
+        return chosen.name if chosen is not None else _wished(self.worker_wish)
 
     @property
     def worker_nthreads(self) -> int:
@@ -133,15 +145,8 @@ def resolve(
     merged_timeouts = {**config.get("timeouts"), **(timeouts or {})}
     return Settings(
         location=text("location", location, "location", "location"),
-        scheduler_type_name=text(
-            "scheduler-server-type",
-            scheduler_server_type,
-            "scheduler_server_type",
-            "scheduler server type",
-        ),
-        worker_type_name=text(
-            "worker-server-type", worker_server_type, "worker_server_type", "worker server type"
-        ),
+        scheduler_wish=_wish("scheduler", get, scheduler_server_type, sources),
+        worker_wish=_wish("worker", get, worker_server_type, sources),
         image_name=text("image", image, "image", "image"),
         env=client_env_spec(
             method=method,
@@ -161,6 +166,46 @@ def resolve(
         memory_override=config.get("worker.memory-limit", worker_memory),
         sources=sources,
     )
+
+
+def _wish(role: str, get: Any, given: Any, sources: dict[str, str]) -> Wish:
+    """A role's server type: one name, names in order of preference (a list, or "a,b"), or
+    nothing: then `<role>-requirement` (cores, memory, architecture) picks the cheapest type
+    that is orderable."""
+    key = f"{role}-server-type"
+    value = get(key, given, f"{role}_server_type")
+    if isinstance(value, str):
+        names = [n.strip() for n in value.split(",") if n.strip()]
+    elif isinstance(value, list | tuple):
+        names = [str(n).strip() for n in value if str(n).strip()]
+    else:
+        names = []
+    what = f"{role} server type"
+    source = getattr(given, "source", "") or sources[key]
+    wanted = config.get(f"{role}-requirement") or {}
+    try:
+        requirement = Requirement(
+            cores=int(wanted.get("cores", 1)),
+            memory_gb=float(wanted.get("memory", 0)),
+            architecture=str(wanted.get("architecture", "x86")),
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(
+            f"scherbelberg.{role}-requirement must be a mapping of cores, memory and "
+            f"architecture, not {wanted!r}"
+        ) from None
+    if requirement.architecture not in ("x86", "arm"):
+        raise ConfigError(f"{role} requirement: architecture must be x86 or arm")
+    return Wish(
+        role,
+        tuple(config.Sourced(n, what, source) for n in names),
+        requirement,
+        source if names else f"scherbelberg.{role}-requirement",
+    )
+
+
+def _wished(wish: Wish) -> str:
+    return ",".join(wish.names) if wish.names else ""
 
 
 def _count(value: Any, what: str, source: str) -> int:

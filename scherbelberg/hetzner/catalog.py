@@ -86,7 +86,7 @@ async def server_types(
                 f"{whats or 'server type'} {str(name)!r}{sources} is not available in location "
                 f"{str(location_name)!r}{where}; types offered there: {offered or 'none'}"
             )
-        result[name] = _server_type(by_name[name], location_name)
+        result[name] = server_type_info(by_name[name], location_name)
     return result
 
 
@@ -120,7 +120,8 @@ def _origin(names: list[str]) -> tuple[str, str]:
     return whats, f" ({sources})" if sources else ""
 
 
-def _server_type(data: dict[str, Any], location_name: str) -> ServerTypeInfo:
+def server_type_info(data: dict[str, Any], location_name: str) -> ServerTypeInfo:
+    """A type as the cluster uses it, with its price in `location_name` (warns if deprecated)."""
     name = data["name"]
     deprecated = bool(data.get("deprecation") or data.get("deprecated"))
     if deprecated:

@@ -29,6 +29,7 @@ TOKEN_VARIABLES = ("HETZNER", "HCLOUD_TOKEN")
 FIRST_POLL = 1.0  # seconds before the first action poll
 MAX_POLL = 4.0
 RETRY_SECONDS = 60.0  # how long one request is retried through transient errors
+CONNECTION_RETRY_SECONDS = 4.0  # … and through lost connections
 FIRST_RETRY = 1.0
 MAX_RETRY = 10.0
 
@@ -105,7 +106,7 @@ class HetznerSession:
         only where the answer says it was not carried out). `in_use_is_transient`: also 422
         resource_in_use, which Hetzner answers for a few seconds after deleting the servers a
         firewall, network or placement group was attached to."""
-        give_up = time.monotonic() + retry_for
+        started = time.monotonic()
         delay = FIRST_RETRY
         while True:
             try:
@@ -114,7 +115,9 @@ class HetznerSession:
             except HetznerError as exc:
                 if not _retryable(exc, method, in_use_is_transient):
                     raise
-                if time.monotonic() + delay > give_up:
+                # an endpoint that refuses connections is more often wrong than down
+                budget = CONNECTION_RETRY_SECONDS if exc.code == "connection" else retry_for
+                if time.monotonic() + delay > started + min(budget, retry_for):
                     raise
                 log.info("%s: %s; retrying in %.0f s", doing, exc.code, delay)
             await asyncio.sleep(delay)

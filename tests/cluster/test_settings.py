@@ -10,12 +10,28 @@ from scherbelberg.cluster.settings import resolve
 from scherbelberg.hetzner.errors import ConfigError
 
 
-def test_defaults_are_current_types_and_a_supported_image() -> None:
+def test_defaults_are_requirements_and_a_supported_image() -> None:
+    """No fixed type names: Hetzner runs out of whole families at times (issue 9)."""
     settings = resolve()
-    assert settings.scheduler_type_name == "cx23"
-    assert settings.worker_type_name == "cx33"
+    assert settings.scheduler_wish.names == () and settings.worker_wish.names == ()
+    assert str(settings.scheduler_wish.requirement) == "2+ cores, 4+ GB, x86"
+    assert str(settings.worker_wish.requirement) == "4+ cores, 8+ GB, x86"
     assert settings.image_name == "debian-12"
     assert settings.env.method == "pip"
+
+
+@pytest.mark.parametrize(
+    ("given", "names"),
+    [
+        ("cx33", ("cx33",)),
+        ("cx33, cpx32", ("cx33", "cpx32")),
+        (["cax21", "cpx32"], ("cax21", "cpx32")),
+    ],
+)
+def test_server_types_in_order_of_preference(given: object, names: tuple[str, ...]) -> None:
+    wish = resolve(worker_server_type=given).worker_wish  # type: ignore[arg-type]
+    assert wish.names == names
+    assert wish.source == "argument worker_server_type="
 
 
 def test_config_then_arguments() -> None:
@@ -58,10 +74,13 @@ def test_each_setting_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -
     settings = resolve(location="nbg1")
     assert settings.sources["location"] == "argument location="
     assert settings.location.source == "argument location="  # what the catalog checks quote
-    assert settings.scheduler_type_name.source == (
+    assert settings.sources["scheduler-server-type"] == (
         "the default; set scheduler_server_type= or scherbelberg.scheduler-server-type"
     )
-    assert settings.scheduler_type_name.what == "scheduler server type"
+    assert settings.scheduler_wish.source == "scherbelberg.scheduler-requirement"
+    named = resolve(scheduler_server_type="cpx22").scheduler_wish.names[0]
+    assert named.what == "scheduler server type"
+    assert named.source == "argument scheduler_server_type="
     with dask.config.set({"scherbelberg.worker-server-type": "cpx32"}):
         assert resolve().sources["worker-server-type"] == (
             "from the dask config scherbelberg.worker-server-type"

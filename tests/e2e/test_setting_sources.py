@@ -11,13 +11,18 @@ from scherbelberg.hetzner.errors import ConfigError
 from tests.e2e.conftest import Target
 
 
-def test_location_without_the_default_type_says_it_is_the_default(target: Target) -> None:
-    with pytest.raises(ConfigError) as raised:
+def test_a_requirement_nothing_meets_says_it_is_the_default(target: Target) -> None:
+    """The default types are requirements (issue 9); one that nothing in the location or its
+    network zone meets is named with where it came from, and what can be had there."""
+    with (
+        dask.config.set({"scherbelberg.scheduler-requirement": {"cores": 999, "memory": 4}}),
+        pytest.raises(ConfigError) as raised,
+    ):
         HetznerCluster(location="ash", **target.cluster_kwargs)
     message = str(raised.value)
     assert message.startswith(
-        "scheduler server type 'cx23' (the default; set scheduler_server_type= or "
-        "scherbelberg.scheduler-server-type) is not available in location 'ash' "
+        "scheduler server type with 999+ cores, 4+ GB, x86 "
+        "(scherbelberg.scheduler-requirement) is not available in location 'ash' "
         "(argument location=); types offered there: "
     ), message
     offered = message.split("types offered there: ")[1].split(", ")
