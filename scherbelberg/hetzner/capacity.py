@@ -59,7 +59,7 @@ class Wish:
         return f"{self.role} server type"
 
     def describe(self, what: str | None = None) -> str:
-        """"worker server type 'cx33' (argument worker_server_type=)", or for a requirement
+        """ "worker server type 'cx33' (argument worker_server_type=)", or for a requirement
         "scheduler server type with 2+ cores, 4+ GB, x86 (scherbelberg.scheduler-requirement)"."""
         source = f" ({self.source})" if self.source else ""
         if not self.names:
