@@ -83,7 +83,7 @@ def ignore_patch_release_warnings() -> None:
     changes nothing that travels between them, and `check` above raises on everything that
     does (major.minor, packages). Any other mismatch still warns.
     """
-    from distributed.versions import VersionMismatchWarning
-
+    # category Warning (VersionMismatchWarning's base), so that `import scherbelberg` can
+    # install it without importing distributed; the message pattern is specific enough
     pattern = patch_release_pattern(sys.version_info.major, sys.version_info.minor)
-    warnings.filterwarnings("ignore", message=pattern, category=VersionMismatchWarning)
+    warnings.filterwarnings("ignore", message=pattern, category=Warning)
