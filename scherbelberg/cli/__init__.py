@@ -3,6 +3,10 @@ so `scherbelberg --help` stays fast."""
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any
+
 import click
 
 from .. import __version__
@@ -82,6 +86,18 @@ class LazyGroup(click.Group):
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """`scherbelberg ls | head -1`: when the reader goes away, stop quietly with status 0
+        like any Unix tool (click would exit 1, and Python would print a BrokenPipeError)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the Python docs' recipe: nothing more may reach the closed pipe, not even the
+            # interpreter's final flush
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]

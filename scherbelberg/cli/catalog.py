@@ -41,23 +41,26 @@ def catalog_command(
     )
     rows = []
     for t in data["server_types"]:
-        if t["deprecated"] and not show_all:
-            continue
+        if (t["deprecated"] and not show_all) or location not in t["locations"]:
+            continue  # a type not offered in this location is not listed for it
         price = t["prices"].get(location)
+        note = "not orderable now" if location not in t["orderable_in"] else ""
+        if t["deprecated"]:
+            note = f"deprecated, until {t['unavailable_after'] or '?'}"[:28]
         rows.append(
             [
                 t["name"],
                 t["architecture"],
                 t["cores"],
                 f"{t['memory_gb']:g}",
-                common.money(price["hourly"]) if price else "n/a",
-                common.money(price["monthly"], 2) if price else "n/a",
-                f"until {t['unavailable_after'] or '?'}"[:16] if t["deprecated"] else "",
+                common.money(price["hourly"]) if price else "-",
+                common.money(price["monthly"], 2) if price else "-",
+                note,
             ]
         )
     common.table(
-        ["type", "arch", "cores", "GB", "€/h", "€/month", "deprecated"],
+        ["type", "arch", "cores", "GB", "€/h", "€/month", "note"],
         rows,
-        title=f"server types in {location} (gross prices)",
+        title=f"server types offered in {location} (gross prices)",
         right=["cores", "GB", "€/h", "€/month"],
     )

@@ -72,6 +72,8 @@ def command(name: str, **settings: Any) -> Callable[[F], click.Command]:
                 return function(*args, **kwargs)
             except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
                 raise
+            except BrokenPipeError:  # `| head`: the group ends it quietly
+                raise
             except KeyboardInterrupt:
                 if debug:
                     raise
@@ -199,13 +201,14 @@ def table(
     title: str | None = None,
     right: Sequence[str] = (),
 ) -> None:
-    """A rich table on stdout; it wraps cells rather than overflowing a narrow terminal."""
+    """A rich table on stdout. In a narrow terminal cells wrap between words, never inside one
+    (no "schedule / r"): a word that cannot fit is shortened with an ellipsis."""
     from rich import box
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        grid.add_column(column, justify="right" if column in right else "left", overflow="fold")
+        grid.add_column(column, justify="right" if column in right else "left", overflow="ellipsis")
     for row in rows:
         grid.add_row(*("-" if cell is None else str(cell) for cell in row))
     console().print(grid)

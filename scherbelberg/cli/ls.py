@@ -48,11 +48,11 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
         )
         if cluster.nodes:
             common.table(
-                ["node", "role", "type", "public ip", "private ip", "status", "age", "€/h", "cost"],
+                # no role column: the node's name says it (scheduler, worker-0); JSON has it
+                ["node", "type", "public ip", "private ip", "status", "age", "€/h", "cost"],
                 [
                     [
                         n.name,
-                        n.role,
                         n.server_type,
                         n.public_ip,
                         n.private_ip,
@@ -67,7 +67,8 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
             )
         others = [r.what for r in cluster.resources if r.kind != "servers"]
         if others:
-            click.echo("  also: " + ", ".join(others))
+            # through rich: it wraps between words at the terminal's width
+            common.console().print("  also: " + ", ".join(others), markup=False, highlight=False)
         click.echo()
 
 

@@ -228,10 +228,14 @@ async def delete(session: HetznerSession, resources: list[Resource], *, deadline
 
 
 async def catalog(session: HetznerSession) -> dict[str, list[dict[str, Any]]]:
-    """Locations and server types (cores, memory, architecture, prices per location)."""
+    """Locations and server types (cores, memory, architecture, prices per location, where
+    each is offered and where it can be ordered right now)."""
+    from ..hetzner import capacity
+
+    known = await capacity.load(session)
     locations = await _all(session, "locations")
     types = []
-    for data in await _all(session, "server_types"):
+    for data in known.types.values():
         deprecation = data.get("deprecation") or None
         types.append(
             {
@@ -244,6 +248,10 @@ async def catalog(session: HetznerSession) -> dict[str, list[dict[str, Any]]]:
                 "cpu_type": data.get("cpu_type"),
                 "deprecated": bool(deprecation or data.get("deprecated")),
                 "unavailable_after": (deprecation or {}).get("unavailable_after"),
+                "locations": [loc["name"] for loc in data.get("locations", [])],
+                "orderable_in": sorted(
+                    loc for name, loc in known.orderable if name == data["name"]
+                ),
                 "prices": {
                     p["location"]: {
                         "hourly": float(p["price_hourly"]["gross"]),

@@ -100,7 +100,9 @@ class ClusterState:
         return state_root() / self.name
 
     def _private_dir(self, *parts: str) -> Path:
-        """The cluster directory (or a subdirectory of it), every level created 0700."""
+        """The cluster directory (or a subdirectory of it), every level created 0700 — the
+        state root too, so that other local users do not even see cluster names."""
+        private_directory(state_root())
         path = private_directory(self.directory)
         for part in parts:
             path = private_directory(path / part)

@@ -92,8 +92,17 @@ def test_round_trip_and_permissions(state_dir: Path) -> None:
 def test_loose_directory_is_tightened(state_dir: Path) -> None:
     (state_dir / "demo").mkdir(parents=True, mode=0o755)
     os.chmod(state_dir / "demo", 0o755)
+    os.chmod(state_dir, 0o755)
     _state().save()
     assert _mode(state_dir / "demo") == 0o700
+    assert _mode(state_dir) == 0o700  # the root too: cluster names are nobody else's business
+
+
+def test_state_root_is_made_private(state_dir: Path) -> None:
+    """Issue 7: the root was created 0755 (mkdir's parents ignore its mode)."""
+    assert not state_dir.exists()
+    _state().save()
+    assert _mode(state_dir) == 0o700
 
 
 def test_save_is_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
