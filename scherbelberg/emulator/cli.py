@@ -103,6 +103,13 @@ def _faults(
 )
 @click.option("--dry-run", is_flag=True, help="With --cleanup: only list the leftovers.")
 @click.option("--build-image", is_flag=True, help="Build (or check) the machine image, then exit.")
+@click.option(
+    "--background",
+    is_flag=True,
+    help='Run detached and print `export` lines for a shell: eval "$(scherbelberg emulator '
+    '--background)". Also written to /run/scherbelberg/emulator.env.',
+)
+@click.option("--stop", is_flag=True, help="Stop the emulator that --background started.")
 @click.option("--debug", is_flag=True, help="Log machine steps and errors in detail.")
 def emulator_command(
     host: str,
@@ -119,6 +126,8 @@ def emulator_command(
     cleanup: bool,
     dry_run: bool,
     build_image: bool,
+    background: bool,
+    stop: bool,
     debug: bool,
 ) -> None:
     """Run the local Hetzner in the foreground until Ctrl-C.
@@ -138,6 +147,9 @@ def emulator_command(
         return
     if build_image:
         _build_image()
+        return
+    if background or stop:
+        _daemon(background, stop)
         return
     try:
         faults = _faults(
@@ -185,3 +197,24 @@ def _build_image() -> None:
         sys.exit(2)
     path = ensure_base_image(lambda message: click.echo(message, err=True))
     click.echo(f"machine image ready: {path}")
+
+
+def _daemon(background: bool, stop: bool) -> None:
+    from .daemon import DaemonError, running_pid, start
+    from .daemon import stop as stop_daemon
+
+    try:
+        if stop:
+            stopped = stop_daemon()
+            click.echo("local Hetzner stopped" if stopped else "no local Hetzner runs", err=True)
+            return
+        if running_pid() is not None:
+            click.echo("a local Hetzner runs already: its settings are", err=True)
+        # every option but --background, for the emulator in the foreground of its own
+        args = [a for a in sys.argv[1:] if a != "--background"]
+        if "emulator" in args:  # `scherbelberg [--debug] emulator …`
+            args = args[args.index("emulator") + 1 :]
+        click.echo(start(args), nl=False)
+    except DaemonError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -5,7 +5,8 @@
 docs/emulator.md for a recipe that reads them while it keeps running) and the `hcloud` CLI can
 use it at once; every other message goes to stderr. With machines, two more lines follow:
 `DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…` (the address echo) and
-`DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror), the dask config of a cluster here.
+`DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror) and `DASK_SCHERBELBERG__REAPER_ENDPOINT=…`
+(the API as machines reach it), the dask config of a cluster here; then `# local Hetzner ready`.
 SIGINT/SIGTERM tear down every machine it started.
 """
 
@@ -27,6 +28,7 @@ from .model import catalog
 from .model.world import World
 
 log = logging.getLogger(__name__)
+READY_LINE = "# local Hetzner ready"
 
 
 @dataclass
@@ -129,6 +131,10 @@ async def serve(options: EmulatorOptions) -> None:
             print(f"DASK_SCHERBELBERG__CLIENT_ADDRESS_URL={backend.echo_url}", flush=True)
         if backend.pip_index_url:
             print(f"DASK_SCHERBELBERG__PIP_INDEX_URL={backend.pip_index_url}", flush=True)
+        if backend.api_url:  # the API as machines reach it, for a node's reaper
+            print(f"DASK_SCHERBELBERG__REAPER_ENDPOINT={backend.api_url}", flush=True)
+        # the end of what a shell needs (a comment for `eval`, a marker for --background)
+        print(READY_LINE, flush=True)
         print(
             f"local Hetzner ready ({backend.name} machines, {options.latency.name} latency); "
             f"this host is {backend.client_address} to its machines"
