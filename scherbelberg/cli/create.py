@@ -62,6 +62,11 @@ ORDER = [stage for stage in STAGES if stage is not None]
     "(also the scheduler itself; the API token then goes to that node, root-only).",
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the inputs and print what the cluster would cost (IPv4 included); make nothing.",
+)
+@click.option(
     "--wait/--no-wait",
     default=True,
     help="Wait until Dask is up (default), or only until every server is requested.",
@@ -81,6 +86,7 @@ def create_command(
     ttl: str | None,
     idle_timeout: str | None,
     reaper: str | None,
+    dry_run: bool,
     wait: bool,
     output: str,
     endpoint: str | None,
@@ -110,6 +116,9 @@ def create_command(
         "idle_timeout": idle_timeout,
         "reaper": reaper,
     }
+    if dry_run:
+        _dry_run(kwargs, output)
+        return
     err = common.console(stderr=True)
     try:
         summary = common.run(_create(kwargs, err, wait, output))
@@ -128,6 +137,27 @@ def create_command(
         click.echo(f"error: interrupted; cluster {name} was rolled back, nothing is left", err=True)
         sys.exit(130)
     _emit(summary, output)
+
+
+def _dry_run(kwargs: dict[str, Any], output: str) -> None:
+    """The same checks as a create, then the price; nothing is made, no state is written."""
+    from ..cluster.estimate import estimate_cluster
+
+    kwargs = {k: v for k, v in kwargs.items() if k != "name"}
+    cost = estimate_cluster(kwargs.pop("n_workers"), **kwargs)
+    if output == "json":
+        common.emit_json(cost.as_dict())
+        return
+    common.table(
+        ["", "count", f"{cost.currency}/h", f"{cost.currency}/month"],
+        [[p["what"], p["count"], f"{p['hourly']:.4f}", f"{p['monthly']:.2f}"] for p in cost.parts],
+        title=f"a cluster of 1 scheduler + {cost.workers} workers in {cost.location} would cost",
+        right=["count", f"{cost.currency}/h", f"{cost.currency}/month"],
+    )
+    click.echo(
+        f"total: {cost.price_hourly:.4f} {cost.currency} per hour, at most "
+        f"{cost.price_monthly:.2f} {cost.currency} per month (gross; nothing was created)"
+    )
 
 
 def _emit(summary: dict[str, Any], output: str) -> None:
@@ -249,8 +279,7 @@ def _summary(cluster: HetznerCluster, n: int, started: float, waited: bool) -> d
     s = cluster.settings
     scheduler = _nodes(cluster)[0]
     assert scheduler.server is not None
-    prices = (s.scheduler_type.price_hourly, s.worker_type.price_hourly)
-    hourly = None if None in prices else (prices[0] or 0.0) + n * (prices[1] or 0.0)
+    hourly = cluster.price(n).price_hourly  # servers and their IPv4 addresses
     return {
         "name": cluster.name,
         "ready": waited,
@@ -273,7 +302,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     click.echo(f"  scheduler:  {summary['scheduler_address']}")
     click.echo(f"  dashboard:  {summary['dashboard_command']}")
     click.echo(f"  connect:    {summary['client_command']}")
-    click.echo(f"  price:      {common.money(summary['price_hourly'])} per hour until destroyed")
+    price = common.money(summary["price_hourly"])
+    click.echo(f"  price:      {price} per hour incl. IPv4, until destroyed")
     click.echo(f"  destroy:    scherbelberg destroy {name}")
 
 

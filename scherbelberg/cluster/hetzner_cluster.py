@@ -23,10 +23,10 @@ from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
 
 from .. import config  # also registers the scherbelberg config defaults
-from ..hetzner import capacity, catalog, infra, labels
+from ..hetzner import capacity, catalog, infra, labels, pricing
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
-from . import lease, lifetime, ssh
+from . import exit_guard, lease, lifetime, ssh
 from . import settings as settings_module
 from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
@@ -138,6 +138,8 @@ class HetznerCluster(VMCluster):
         )
         # again per cluster: test runners (pytest) reset warning filters around each test
         ignore_patch_release_warnings()
+        if shutdown_on_close and not attach:
+            exit_guard.install()  # here: the thread that may set a SIGTERM handler
         self.lifetime_settings = lifetime.resolve(ttl, idle_timeout, reaper)
         self.lifetime = lifetime.Lifetime()  # its deadline starts with the provisioning
         self._lifetime_watch: asyncio.Task[None] | None = None
@@ -155,6 +157,7 @@ class HetznerCluster(VMCluster):
         self._lost_track = False  # a node could not be deleted: sweep by label
         self._group_members: dict[int, set[str]] = {}  # placement group -> node names
         self.capacity = capacity.Catalog({}, {})  # what can be ordered where (read at start)
+        self.ipv4_price = pricing.Ipv4Price(0.0, 0.0)  # per server, read at start
         self._refused: set[tuple[str, str]] = set()  # (type, location) answered 412
         self.node_location: dict[str, str] = {}  # role -> location, where it differs
         # every node object by name, also those still starting (SpecCluster's `workers` holds
@@ -204,6 +207,8 @@ class HetznerCluster(VMCluster):
             if first_workers:
                 await asyncio.gather(*first_workers)
             await self.mark_ready()
+            if self.shutdown_on_close and not self._attach:
+                exit_guard.guard(self)  # deleted when this process ends without close()
             if self.lifetime.limited:
                 self._lifetime_watch = asyncio.ensure_future(self._enforce_lifetime())
         except BaseException as exc:
@@ -267,13 +272,29 @@ class HetznerCluster(VMCluster):
         self._save_infra()
         assert self.infra.ssh_key_id is not None
         self._lease.hold(self.infra.ssh_key_id, self._ssh_key_labels())
-        price = s.hourly_price
-        if price is not None:
-            self._log(
-                f"cluster {self.name}: scheduler {s.scheduler_type.name} + workers "
-                f"{s.worker_type.name} at {s.scheduler_type.price_hourly:.4f} + "
-                f"{s.worker_type.price_hourly:.4f} EUR/h each (billed until deleted)"
-            )
+        self.ipv4_price = await pricing.ipv4_price(session, str(s.location))
+        cost = self.price(self._n_workers)
+        self._log(
+            f"cluster {self.name} in {s.location}: scheduler {s.scheduler_type.name} + "
+            f"{self._n_workers} x {s.worker_type.name}, {cost.price_hourly:.4f} {cost.currency}/h "
+            f"incl. IPv4 (worker {s.worker_type.price_hourly or 0:.4f} + IPv4 "
+            f"{self.ipv4_price.hourly:.4f} each; billed until deleted)"
+        )
+
+    def price(self, workers: int) -> pricing.Estimate:
+        """What this cluster costs with `workers` workers, IPv4 addresses included."""
+        s = self.settings
+        return pricing.estimate(
+            s.scheduler_type, s.worker_type, workers, str(s.location), self.ipv4_price
+        )
+
+    @classmethod
+    def estimate(cls, n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
+        """The price of the cluster these arguments would make, from the API's catalog and
+        `/pricing`, with primary IPv4 addresses; nothing is created. Also from a notebook."""
+        from .estimate import estimate_cluster
+
+        return estimate_cluster(n_workers, **kwargs)
 
     def _ssh_key_labels(self) -> dict[str, str]:
         return labels.for_resource(self.name, "ssh-key", self.settings.labels)
@@ -620,9 +641,11 @@ class HetznerCluster(VMCluster):
         else:
             await infra.delete_known(self.session, self.name, self.infra)
         state.delete()
+        exit_guard.release(self.name)
 
     async def _detach(self) -> None:
         """Let go of the cluster without touching its servers (it lives on)."""
+        exit_guard.release(self.name)
         self.status = Status.closing
         with suppress(AttributeError):
             self._adaptive.stop()

@@ -12,7 +12,7 @@ from tests.e2e.conftest import Target
 
 
 def test_the_client_process_deletes_its_cluster_at_its_ttl(target: Target) -> None:
-    cluster = HetznerCluster(n_workers=0, ttl="20s", **target.cluster_kwargs)
+    cluster = HetznerCluster(n_workers=0, ttl="60s", **target.cluster_kwargs)
     try:
         expires = cluster.lifetime.expires
         assert expires is not None
