@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..hetzner import infra, labels
+from ..hetzner import infra, labels, pricing
 from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession
 from . import lease
@@ -57,8 +57,17 @@ class Node:
     private_ip: str | None
     status: str
     created: float  # epoch seconds
-    price_hourly: float | None  # gross EUR
+    price_hourly: float | None  # gross EUR: the server and its primary IPv4 address
     price_monthly: float | None
+
+    def add_ipv4(self, price: pricing.Ipv4Price | None) -> None:
+        """Count the server's primary IPv4 address into its price."""
+        if price is None or self.public_ip is None:
+            return
+        if self.price_hourly is not None:
+            self.price_hourly += price.hourly
+        if self.price_monthly is not None:
+            self.price_monthly += price.monthly
 
     def age_hours(self, now: float | None = None) -> float:
         return max(0.0, ((now if now is not None else time.time()) - self.created) / 3600)
@@ -185,6 +194,12 @@ async def clusters(session: HetznerSession, name: str | None = None) -> list[Clu
             )
             if kind == "servers":
                 info.nodes.append(_node(cluster, item))
+    if any(info.nodes for info in by_name.values()):
+        # Hetzner bills each server's primary IPv4 address per hour too (one request)
+        ipv4 = await pricing.ipv4_prices(session)
+        for info in by_name.values():
+            for node in info.nodes:
+                node.add_ipv4(ipv4.get(node.location))
     local = set(ClusterState.list_names())
     for info in by_name.values():
         info.nodes.sort(key=_node_order)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from .faults import Faults, parse_http_fault
+from .faults import Faults, availability_profile, parse_http_fault
 from .latency import PROFILES
 
 
@@ -93,7 +93,14 @@ def _faults(
     "--unavailable",
     multiple=True,
     metavar="TYPE@LOCATION",
-    help="Answer resource_unavailable for this server type in this location.",
+    help="This server type cannot be ordered in this location (globs: cx*@fsn1): 412 "
+    "resource_unavailable, and not in the datacenter's available list.",
+)
+@click.option(
+    "--availability",
+    default=None,
+    metavar="PROFILE",
+    help="A named shortage, e.g. 2026-eu-shortage (CX and CAX unorderable in fsn1, nbg1, hel1).",
 )
 @click.option("--seed", type=int, default=None, help="Seed for fault randomness.")
 @click.option(
@@ -122,6 +129,7 @@ def emulator_command(
     fail_action: tuple[str, ...],
     stuck_initializing: str | None,
     unavailable: tuple[str, ...],
+    availability: str | None,
     seed: int | None,
     cleanup: bool,
     dry_run: bool,
@@ -155,6 +163,7 @@ def emulator_command(
         faults = _faults(
             faults_file, http_faults, fail_action, stuck_initializing, unavailable, seed
         )
+        faults.unavailable |= availability_profile(availability)
     except (ValueError, TypeError, yaml.YAMLError) as exc:
         raise click.UsageError(f"bad fault settings: {exc}") from None
     options = EmulatorOptions(

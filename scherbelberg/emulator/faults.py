@@ -7,6 +7,7 @@ machines dying). It can be set at start (CLI options) and changed at run time (a
 
 from __future__ import annotations
 
+import fnmatch
 import random
 import re
 from dataclasses import dataclass, field
@@ -90,7 +91,11 @@ class Faults:
         )
 
     def is_unavailable(self, server_type: str, location: str) -> bool:
-        return (server_type, location) in self.unavailable
+        """Globs allowed on both sides: ("cx*", "fsn1")."""
+        return any(
+            fnmatch.fnmatchcase(server_type, t) and fnmatch.fnmatchcase(location, loc)
+            for t, loc in self.unavailable
+        )
 
     # -- (de)serialisation for the admin endpoint and the CLI ---------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -113,7 +118,14 @@ class Faults:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Faults:
-        known = {"http", "failing_actions", "stuck_initializing", "unavailable", "seed"}
+        known = {
+            "http",
+            "failing_actions",
+            "stuck_initializing",
+            "unavailable",
+            "availability",
+            "seed",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
@@ -121,7 +133,8 @@ class Faults:
             http=[HttpFault(**item) for item in data.get("http", [])],
             failing_actions={str(k): float(v) for k, v in data.get("failing_actions", {}).items()},
             stuck_initializing=data.get("stuck_initializing"),
-            unavailable={(str(t), str(loc)) for t, loc in data.get("unavailable", [])},
+            unavailable={(str(t), str(loc)) for t, loc in data.get("unavailable", [])}
+            | availability_profile(data.get("availability")),
             seed=data.get("seed"),
         )
 
@@ -148,3 +161,24 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# Named availability profiles: what "unorderable" looked like at a time, with its sources.
+# 2026-eu-shortage: CX23-CX53 and CAX11-41 "not available" in EU locations while CPX was
+# orderable (robhunter/agentdeals PR #1286, 2026-09-03; jikig-ai/soleur#6482, 2026-07-15:
+# cx33 in no EU datacenter; autobase PR #1624 dropped CX/CAX defaults), hetzner-reality.md.
+AVAILABILITY_PROFILES: dict[str, frozenset[tuple[str, str]]] = {
+    "2026-eu-shortage": frozenset(
+        (family, location) for family in ("cx*", "cax*") for location in ("fsn1", "nbg1", "hel1")
+    ),
+}
+
+
+def availability_profile(name: str | None) -> set[tuple[str, str]]:
+    if name is None:
+        return set()
+    if name not in AVAILABILITY_PROFILES:
+        raise ValueError(
+            f"unknown availability profile {name!r} (known: {', '.join(AVAILABILITY_PROFILES)})"
+        )
+    return set(AVAILABILITY_PROFILES[name])

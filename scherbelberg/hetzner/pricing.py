@@ -38,21 +38,26 @@ class Estimate:
         return asdict(self)
 
 
-async def ipv4_price(session: HetznerSession, location: str) -> Ipv4Price:
-    """The gross price of one primary IPv4 address in `location` (0 if the API lists none)."""
+async def ipv4_prices(session: HetznerSession) -> dict[str, Ipv4Price]:
+    """The gross price of one primary IPv4 address, per location (one request)."""
     body = await session.request("reading prices", "GET", "/pricing")
     pricing = body.get("pricing", {})
+    currency = str(pricing.get("currency", "EUR"))
+    found = {}
     for entry in pricing.get("primary_ips", []):
-        if entry.get("type") != "ipv4":
-            continue
-        for price in entry.get("prices", []):
-            if price.get("location") == location:
-                return Ipv4Price(
+        if entry.get("type") == "ipv4":
+            for price in entry.get("prices", []):
+                found[price["location"]] = Ipv4Price(
                     float(price["price_hourly"]["gross"]),
                     float(price["price_monthly"]["gross"]),
-                    str(pricing.get("currency", "EUR")),
+                    currency,
                 )
-    return Ipv4Price(0.0, 0.0, str(pricing.get("currency", "EUR")))
+    return found
+
+
+async def ipv4_price(session: HetznerSession, location: str) -> Ipv4Price:
+    """One primary IPv4 address in `location` (0 if the API lists none there)."""
+    return (await ipv4_prices(session)).get(location, Ipv4Price(0.0, 0.0))
 
 
 def estimate(

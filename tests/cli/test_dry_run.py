@@ -60,3 +60,14 @@ def test_dry_run_prices_servers_and_ipv4_and_makes_nothing(target: Target) -> No
     assert target.hcloud().servers.get_all() == []
     state_dir = Path(os.environ["SCHERBELBERG_STATE_DIR"])
     assert not state_dir.exists() or not any(state_dir.iterdir())
+
+
+def test_ls_counts_ipv4_in_the_price(target: Target) -> None:
+    """Issue 8: ls shows cost per hour and so far with the IPv4 addresses."""
+    cli(target, "create", "--name", "priced", "--workers", "0", "--location", "fsn1")
+    try:
+        [listed] = cli_json(target, "ls")
+        hourly, _ = expected(target, listed["nodes"][0]["server_type"], "cx33", 0)
+        assert abs(listed["price_hourly"] - hourly) < 1e-4, (listed["price_hourly"], hourly)
+    finally:
+        cli(target, "destroy", "--yes", "priced")

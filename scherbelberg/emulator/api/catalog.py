@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..model import catalog
 from ..model.errors import not_found
-from .common import filter_by, listed, ok, path_id
+from .common import WORLD, filter_by, listed, ok, path_id
 
 routes = web.RouteTableDef()
 
@@ -46,7 +46,8 @@ async def get_location(request: web.Request) -> web.Response:
 
 @routes.get("/datacenters")
 async def list_datacenters(request: web.Request) -> web.Response:
-    items = filter_by((dc.to_json() for dc in catalog.DATACENTERS), request, labels=lambda _: {})
+    shown = (_with_faults(request, dc.to_json()) for dc in catalog.DATACENTERS)
+    items = filter_by(shown, request, labels=lambda _: {})
     return listed(
         request, "datacenters", items, extra={"recommendation": catalog.RECOMMENDED_DATACENTER_ID}
     )
@@ -55,7 +56,20 @@ async def list_datacenters(request: web.Request) -> web.Response:
 @routes.get("/datacenters/{id}")
 async def get_datacenter(request: web.Request) -> web.Response:
     ident = path_id(request, kind="datacenter")
-    return ok({"datacenter": _one("datacenter", catalog.find_datacenter(ident), ident)})
+    found = _one("datacenter", catalog.find_datacenter(ident), ident)
+    return ok({"datacenter": _with_faults(request, found)})
+
+
+def _with_faults(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Where Hetzner shows a shortage: the type drops out of the datacenter's `available`
+    (and `available_for_migration`) list and stays in `supported` (hetzner-reality.md)."""
+    faults = request.app[WORLD].faults
+    location = data["location"]["name"]
+    names = {st.id: st.name for st in catalog.SERVER_TYPES}
+    types = dict(data["server_types"])
+    for key in ("available", "available_for_migration"):
+        types[key] = [i for i in types[key] if not faults.is_unavailable(names[i], location)]
+    return {**data, "server_types": types}
 
 
 @routes.get("/pricing")
