@@ -26,8 +26,7 @@ def faults(target: Target) -> Iterator[Any]:
 
 def servers(target: Target) -> dict[str, tuple[str, str]]:
     return {
-        s.name: (s.server_type.name, s.location.name)
-        for s in target.hcloud().servers.get_all()
+        s.name: (s.server_type.name, s.location.name) for s in target.hcloud().servers.get_all()
     }
 
 
