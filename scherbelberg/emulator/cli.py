@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from .faults import Faults, availability_profile, parse_http_fault
+from .faults import Faults, availability_profile, chaos_faults, parse_http_fault
 from .latency import PROFILES
 
 
@@ -102,6 +102,19 @@ def _faults(
     metavar="PROFILE",
     help="A named shortage, e.g. 2026-eu-shortage (CX and CAX unorderable in fsn1, nbg1, hel1).",
 )
+@click.option(
+    "--release-delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="After a server's deletion, its firewall, network and placement group answer "
+    "resource_in_use this long (realistic profile: 5).",
+)
+@click.option(
+    "--chaos",
+    is_flag=True,
+    help="Low-rate 500/502/503/504, 429s and slow answers on every path (with --seed).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for fault randomness.")
 @click.option(
     "--cleanup",
@@ -130,6 +143,8 @@ def emulator_command(
     stuck_initializing: str | None,
     unavailable: tuple[str, ...],
     availability: str | None,
+    release_delay: float | None,
+    chaos: bool,
     seed: int | None,
     cleanup: bool,
     dry_run: bool,
@@ -164,6 +179,10 @@ def emulator_command(
             faults_file, http_faults, fail_action, stuck_initializing, unavailable, seed
         )
         faults.unavailable |= availability_profile(availability)
+        if release_delay is not None:
+            faults.release_delay = release_delay
+        if chaos:
+            faults.http.extend(chaos_faults())
     except (ValueError, TypeError, yaml.YAMLError) as exc:
         raise click.UsageError(f"bad fault settings: {exc}") from None
     options = EmulatorOptions(

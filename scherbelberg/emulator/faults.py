@@ -23,6 +23,9 @@ FAULT_CODES: dict[int, str] = {
 }
 
 
+SLOW = 200  # an HttpFault with this status answers normally, after its delay
+
+
 @dataclass
 class HttpFault:
     """Answer matching requests with an error instead of serving them.
@@ -40,15 +43,17 @@ class HttpFault:
     count: int | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in FAULT_CODES:
-            raise ValueError(f"fault status must be one of {sorted(FAULT_CODES)}")
+        if self.status not in FAULT_CODES and self.status != SLOW:
+            raise ValueError(
+                f"fault status must be one of {sorted(FAULT_CODES)}, or {SLOW} (a slow answer)"
+            )
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
         re.compile(self.path)
 
     @property
     def code(self) -> str:
-        return FAULT_CODES[self.status]
+        return FAULT_CODES.get(self.status, "slow")
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -67,6 +72,9 @@ class Faults:
     stuck_initializing: str | None = None
     # (server type name, location name) pairs that answer `resource_unavailable`
     unavailable: set[tuple[str, str]] = field(default_factory=set)
+    # seconds after a server's deletion during which deleting a firewall, network or placement
+    # group it was attached to answers 422 resource_in_use (hetzner-reality.md, "Release lag")
+    release_delay: float = 0.0
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -114,6 +122,7 @@ class Faults:
             "failing_actions": dict(self.failing_actions),
             "stuck_initializing": self.stuck_initializing,
             "unavailable": [list(pair) for pair in sorted(self.unavailable)],
+            "release_delay": self.release_delay,
         }
 
     @classmethod
@@ -124,17 +133,21 @@ class Faults:
             "stuck_initializing",
             "unavailable",
             "availability",
+            "release_delay",
+            "chaos",
             "seed",
         }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
         return cls(
-            http=[HttpFault(**item) for item in data.get("http", [])],
+            http=[HttpFault(**item) for item in data.get("http", [])]
+            + (chaos_faults() if data.get("chaos") else []),
             failing_actions={str(k): float(v) for k, v in data.get("failing_actions", {}).items()},
             stuck_initializing=data.get("stuck_initializing"),
             unavailable={(str(t), str(loc)) for t, loc in data.get("unavailable", [])}
             | availability_profile(data.get("availability")),
+            release_delay=float(data.get("release_delay") or 0.0),
             seed=data.get("seed"),
         )
 
@@ -182,3 +195,17 @@ def availability_profile(name: str | None) -> set[tuple[str, str]]:
             f"unknown availability profile {name!r} (known: {', '.join(AVAILABILITY_PROFILES)})"
         )
     return set(AVAILABILITY_PROFILES[name])
+
+
+def chaos_faults() -> list[HttpFault]:
+    """`--chaos`: what a rough day of the real API looks like, on every path at low rates —
+    5xx of each kind (hcloud-python retries only some: hetzner-reality.md), 429s, gateway
+    timeouts after a wait, and slow answers. Reproducible with `seed`."""
+    return [
+        HttpFault(status=500, rate=0.01),
+        HttpFault(status=502, rate=0.01),
+        HttpFault(status=503, rate=0.02),
+        HttpFault(status=504, rate=0.01, delay=2.0),
+        HttpFault(status=429, rate=0.02),
+        HttpFault(status=SLOW, rate=0.05, delay=1.5),
+    ]

@@ -25,6 +25,10 @@ class LatencyProfile:
     create_image: float = 0.0  # snapshot of a small disk
     network_action: float = 0.0  # attach/detach/add_subnet
     firewall_action: float = 0.0  # apply/remove/set_rules
+    # after a server is deleted, its firewall, network and placement group answer 422
+    # resource_in_use for this long ("a few seconds": terraform-provider-hcloud PR #401,
+    # hetzner.hcloud#112, hetzner-k3s#625 retry it); see hetzner-reality.md
+    release_delay: float = 0.0
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
@@ -44,6 +48,7 @@ REALISTIC = LatencyProfile(
     create_image=15.0,
     network_action=1.0,
     firewall_action=1.0,
+    release_delay=5.0,  # "a few seconds"; longer than Hetzner's clients' first retry (1-2 s)
 )
 
 PROFILES = {profile.name: profile for profile in (INSTANT, REALISTIC)}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import hcloud
+import requests
 from hcloud import APIException
 
 from .. import __version__
@@ -86,7 +87,11 @@ class HetznerSession:
             return await asyncio.to_thread(function, *args, **kwargs)
         except APIException as exc:
             raise from_api(exc, doing) from exc
-        except OSError as exc:  # requests' connection errors and timeouts are OSErrors
+        except requests.exceptions.Timeout as exc:  # after hcloud-python's own retries
+            raise HetznerError(
+                f"{doing}: the Hetzner API did not answer in time", "timeout"
+            ) from exc
+        except OSError as exc:  # requests' connection errors are OSErrors
             raise HetznerError(
                 f"{doing}: cannot reach the Hetzner API at {self.endpoint}: {exc}", "connection"
             ) from exc

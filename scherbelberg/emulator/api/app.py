@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..faults import SLOW
 from ..model.errors import ApiError
 from ..model.world import World
 from . import actions, admin, catalog, resources, servers
@@ -135,7 +136,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if fault is not None:
         if fault.delay > 0:
             await asyncio.sleep(fault.delay)
-        raise ApiError(fault.code, f"injected fault: {fault.code}")
+        if fault.status != SLOW:
+            raise ApiError(fault.code, f"injected fault: {fault.code}")
     if world.latency.api_request > 0:
         await asyncio.sleep(world.latency.api_request)
     response = await handler(request)

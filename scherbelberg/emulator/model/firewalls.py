@@ -14,7 +14,7 @@ from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .labels import parse_selector
 from .resources import Firewall, FirewallRuleSpec, Server
-from .world import Project, World
+from .world import Project, World, check_released
 
 MAX_RULES = 50
 MAX_IPS = 100
@@ -206,6 +206,7 @@ def remove_from(
 
 def delete(world: World, project: Project, firewall_id: int) -> None:
     firewall = get(project, firewall_id)
+    check_released(project, "firewalls", firewall.id, f"firewall {firewall.name}")
     in_use = [s for s in project.servers.values() if firewall.applies_to(s)]
     if in_use:
         raise ApiError(

@@ -13,7 +13,7 @@ from . import catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .resources import Network, Route, Server, Subnet
-from .world import Project, World
+from .world import Project, World, check_released
 
 NETWORK_ZONES = {"eu-central", "us-east", "us-west", "ap-southeast"}
 HETZNER_RESERVED = ipaddress.IPv4Address("172.31.1.1")
@@ -147,6 +147,7 @@ def delete_subnet(world: World, project: Project, network_id: int, body: dict[st
 def delete(world: World, project: Project, network_id: int) -> None:
     """Servers still attached are detached (in the background, as on Hetzner)."""
     network = get(project, network_id)
+    check_released(project, "networks", network.id, f"network {network.name}")
     for server_id in list(network.members):
         server = project.servers.get(server_id)
         if server is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import ApiError, invalid_input, not_found
 from .resources import PlacementGroup
-from .world import Project, World
+from .world import Project, World, check_released
 
 
 def get(project: Project, group_id: int) -> PlacementGroup:
@@ -46,4 +46,5 @@ def delete(project: Project, group_id: int) -> None:
     group = get(project, group_id)
     if group.servers:
         raise ApiError("resource_in_use", f"placement group {group.name} still has servers")
+    check_released(project, "placement_groups", group.id, f"placement group {group.name}")
     del project.placement_groups[group_id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import time
 from typing import Any
 
 from ..machines.base import MachineSpec
@@ -351,6 +352,18 @@ def delete(world: World, project: Project, server_id: int) -> Action:
     )
     del project.servers[server.id]
     project.deleting.add(server.id)
+    release = world.faults.release_delay or world.latency.release_delay
+    if release > 0:
+        until = time.monotonic() + world.latency.delete_server + release
+        held = [("networks", nid) for nid in server.private_net]
+        held += [
+            ("placement_groups", g.id)
+            for g in project.placement_groups.values()
+            if server.id in g.servers
+        ]
+        held += [("firewalls", f.id) for f in project.firewalls.values() if f.applies_to(server)]
+        for key in held:
+            project.held_until[key] = max(project.held_until.get(key, 0.0), until)
     for network_id in list(server.private_net):
         network = project.networks.get(network_id)
         if network is not None:

@@ -47,6 +47,9 @@ class Project:
     actions: dict[int, Action] = field(default_factory=dict)
     # servers deleted but whose machines are still being torn down
     deleting: set[int] = field(default_factory=set)
+    # (kind, id) -> monotonic time until which deleting it answers resource_in_use: what a
+    # deleted server was attached to, for `Faults.release_delay` seconds
+    held_until: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def check_limit(self, kind: str, current: int) -> None:
         if current >= getattr(self.limits, kind):
@@ -145,3 +148,11 @@ class World:
 
     async def close(self) -> None:
         await self.runner.cancel_all()
+
+
+def check_released(project: Project, kind: str, resource_id: int, what: str) -> None:
+    """422 resource_in_use while a server that was attached to it is still being let go."""
+    until = project.held_until.get((kind, resource_id), 0.0)
+    if until > time.monotonic():
+        raise ApiError("resource_in_use", f"{what} is still in use by a deleted server")
+    project.held_until.pop((kind, resource_id), None)
