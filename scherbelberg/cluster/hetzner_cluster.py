@@ -26,7 +26,7 @@ from .. import config  # also registers the scherbelberg config defaults
 from ..hetzner import capacity, catalog, infra, labels, pricing
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
-from . import exit_guard, lease, lifetime, ssh
+from . import exit_guard, healing, lease, lifetime, ssh
 from . import settings as settings_module
 from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
@@ -143,6 +143,7 @@ class HetznerCluster(VMCluster):
         self.lifetime_settings = lifetime.resolve(ttl, idle_timeout, reaper)
         self.lifetime = lifetime.Lifetime()  # its deadline starts with the provisioning
         self._lifetime_watch: asyncio.Task[None] | None = None
+        self._healing: asyncio.Task[None] | None = None  # replaces dead workers (healing.py)
         self.lease_seconds = lifetime.parse_duration(config.get("creation-lease"), "creation-lease")
         self._lease: lease.Lease | None = None  # held while this process creates the cluster
         self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
@@ -211,6 +212,7 @@ class HetznerCluster(VMCluster):
                 exit_guard.guard(self)  # deleted when this process ends without close()
             if self.lifetime.limited:
                 self._lifetime_watch = asyncio.ensure_future(self._enforce_lifetime())
+            self._healing = asyncio.ensure_future(healing.Healer(self).run())
         except BaseException as exc:
             for task in locals().get("first_workers") or []:
                 task.cancel()
@@ -562,6 +564,26 @@ class HetznerCluster(VMCluster):
                 node.retire()
         await self._correct_state()
 
+    async def replace_worker(self, name: str) -> None:
+        """A worker is dead (healing.py): a new server takes its place, the dead one is
+        deleted, and the scheduler forgets it at once (not after its worker TTL)."""
+        if name not in self.worker_spec:
+            return
+        node = self.workers.get(name)
+        dask_names = {name}
+        if isinstance(node, HetznerWorker):
+            node.lost = True  # nothing to retire gracefully: its data is gone with it
+            dask_names = set(node.dask_names)
+        identity = await self.scheduler_comm.identity()
+        for address in healing.addresses_of(identity, dask_names):
+            await self.scheduler_comm.unregister(
+                address=address, stimulus_id=f"scherbelberg-lost-{time.time()}"
+            )
+        del self.worker_spec[name]
+        self.worker_spec.update(self.new_worker_spec())
+        log.warning("worker %s is gone: replacing it with a new server", name)
+        await self._correct_state()
+
     async def scale_down(self, workers: Any) -> None:
         """adapt()'s way down: the scheduler retired these; a start still in progress for
         any of them ends at once instead of waiting for a worker that is gone."""
@@ -615,6 +637,9 @@ class HetznerCluster(VMCluster):
         if self._lifetime_watch is not None:
             self._lifetime_watch.cancel()
             self._lifetime_watch = None
+        if self._healing is not None:
+            self._healing.cancel()
+            self._healing = None
         if not (self.shutdown_on_close or self._destroying):
             await self._detach()
             return

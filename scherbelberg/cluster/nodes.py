@@ -142,11 +142,10 @@ class HetznerNode(VMInterface):
             location = cluster.node_location.get(self.role, str(settings.location))
             user_data = build_cloud_config(self.node_config(host_private, host_public))
             try:
-                body = await session.request(
+                body = await session.create(
                     doing,
-                    "POST",
-                    "/servers",
-                    json={
+                    "servers",
+                    {
                         "name": self.name,
                         "server_type": server_type.name,
                         "image": cluster.image_for(self.role).id,
@@ -184,7 +183,9 @@ class HetznerNode(VMInterface):
         )
         cluster.remember(self)
         self.fresh = True
-        self._actions = [body["action"]["id"], *[a["id"] for a in body.get("next_actions", [])]]
+        # an adopted server (see HetznerSession.create) comes without its actions
+        first = [body["action"]["id"]] if body.get("action") else []
+        self._actions = [*first, *[a["id"] for a in body.get("next_actions", [])]]
 
     def node_config(self, host_private: str, host_public: str) -> NodeConfig:
         """What this node's cloud-config is built from: shared parts plus `role_options()`."""
@@ -394,6 +395,7 @@ class HetznerWorker(HetznerNode):
     def __init__(self, scheduler: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scheduler = scheduler  # tls://<scheduler private ip>:port
+        self.lost = False  # its server died (healing.py): nothing to retire, only to delete
 
     def role_options(self) -> dict[str, Any]:
         settings = self.cluster.settings
@@ -432,7 +434,7 @@ class HetznerWorker(HetznerNode):
     async def close(self) -> None:
         """Retire gracefully first (unless the whole cluster goes): keys move to other workers."""
         cluster = self.cluster
-        if cluster.retires_gracefully and cluster.scheduler_comm is not None:
+        if cluster.retires_gracefully and cluster.scheduler_comm is not None and not self.lost:
             try:
                 await cluster.scheduler_comm.retire_workers(
                     names=sorted(self.dask_names), remove=True, close_workers=True

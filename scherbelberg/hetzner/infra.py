@@ -59,11 +59,10 @@ async def create(
     """Create what is missing in `infra` (filled in as it goes, so a failure can roll back)."""
     doing = f"creating cluster {cluster}"
     if infra.ssh_key_id is None:
-        body = await session.request(
+        body = await session.create(
             doing,
-            "POST",
-            "/ssh_keys",
-            json={
+            "ssh_keys",
+            {
                 "name": f"{cluster}-key",
                 "public_key": ssh_public_key,
                 "labels": labels.for_resource(cluster, "ssh-key", extra_labels),
@@ -71,11 +70,10 @@ async def create(
         )
         infra.ssh_key_id = int(body["ssh_key"]["id"])
     if infra.network_id is None:
-        body = await session.request(
+        body = await session.create(
             doing,
-            "POST",
-            "/networks",
-            json={
+            "networks",
+            {
                 "name": f"{cluster}-net",
                 "ip_range": cidr,
                 "subnets": [
@@ -86,11 +84,10 @@ async def create(
         )
         infra.network_id = int(body["network"]["id"])
     if infra.firewall_id is None:
-        body = await session.request(
+        body = await session.create(
             doing,
-            "POST",
-            "/firewalls",
-            json={
+            "firewalls",
+            {
                 "name": f"{cluster}-fw",
                 "rules": firewall_rules(allowed_sources, scheduler_port),
                 "labels": labels.for_resource(cluster, "firewall", extra_labels),
@@ -104,11 +101,10 @@ async def new_placement_group(
     session: HetznerSession, cluster: str, number: int, extra_labels: dict[str, str]
 ) -> int:
     """A spread group (each member on another host); a cluster needs one per 10 servers."""
-    body = await session.request(
+    body = await session.create(
         f"creating cluster {cluster}",
-        "POST",
-        "/placement_groups",
-        json={
+        "placement_groups",
+        {
             "name": f"{cluster}-spread-{number}",
             "type": "spread",
             "labels": labels.for_resource(cluster, "placement-group", extra_labels),

@@ -21,6 +21,7 @@ from hcloud import APIException
 
 from .. import __version__
 from .errors import NOT_CARRIED_OUT, TRANSIENT_CODES, ConfigError, HetznerError, from_api
+from .labels import CLUSTER as CLUSTER_LABEL
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,6 +128,44 @@ class HetznerSession:
                 log.info("%s: %s; retrying in %.0f s", doing, exc.code, delay)
             await asyncio.sleep(delay)
             delay = min(MAX_RETRY, delay * 2)
+
+    async def create(self, doing: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /{kind} of a named resource (server, SSH key, network, firewall, placement
+        group), through transient errors too.
+
+        A 5xx or a timeout leaves it open whether Hetzner made the resource. Names are unique
+        in a project, so the request is repeated; if the repeat finds the name taken by a
+        resource with this cluster's label, that is the one the first request made: adopted
+        (without its create action; the caller's own wait covers the boot).
+        """
+        started = time.monotonic()
+        delay = FIRST_RETRY
+        unsure = False
+        while True:
+            try:
+                return await self.request(doing, "POST", f"/{kind}", json=body)
+            except HetznerError as exc:
+                if exc.code == "uniqueness_error" and unsure:
+                    adopted = await self._adopt(doing, kind, body)
+                    if adopted is not None:
+                        return adopted
+                    raise
+                if exc.code not in TRANSIENT_CODES:
+                    raise
+                if time.monotonic() + delay > started + RETRY_SECONDS:
+                    raise
+                unsure = True
+                log.info("%s: %s; trying again in %.0f s", doing, exc.code, delay)
+            await asyncio.sleep(delay)
+            delay = min(MAX_RETRY, delay * 2)
+
+    async def _adopt(self, doing: str, kind: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        found = await self.request(doing, "GET", f"/{kind}", params={"name": body["name"]})
+        wanted = (body.get("labels") or {}).get(CLUSTER_LABEL)
+        for item in found.get(kind, []):
+            if wanted is not None and (item.get("labels") or {}).get(CLUSTER_LABEL) == wanted:
+                return {kind.removesuffix("s"): item}
+        return None
 
     async def check_token(self) -> None:
         """One cheap request that fails fast on a missing or wrong token."""
