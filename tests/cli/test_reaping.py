@@ -93,14 +93,14 @@ def test_idle_timeout_node_reaper_waits_for_work_then_deletes(target: Target) ->
     )
     with Client(info["address"], security=security, timeout=60) as client:
         # a task that outlives the idle timeout, and then no client at all
-        fire_and_forget(client.submit(time.sleep, 100, pure=False))
+        fire_and_forget(client.submit(time.sleep, 80, pure=False))
         time.sleep(2)
         assert client.processing() and any(client.processing().values())
-    busy_until = time.time() + 95
+    busy_until = time.time() + 75  # longer than the idle timeout
     while time.time() < busy_until:
         assert target.leftovers(), "deleted while a task was running"
         time.sleep(10)
-    # the task ends at ~100 s; then 60 s idle, then the next timer run (15 s)
+    # the task ends at ~80 s; then 60 s idle, then the next timer run (15 s)
     wait_until_gone(target, time.time() + 60 + 60 + 30, "an idle cluster was not deleted")
 
 
