@@ -157,11 +157,14 @@ def delete(world: World, project: Project, network_id: int) -> None:
     world.runner.spawn(world.backend.delete_network(network.id))
 
 
-def join(
-    project: Project, network: Network, server: Server, wanted: ipaddress.IPv4Address | None
-) -> PrivateAttachment:
-    """Give `server` an address in `network` (in a subnet of the server's network zone)."""
-    zone = catalog.network_zone_of(server.location)
+def free_address(
+    network: Network, location: str, wanted: ipaddress.IPv4Address | None
+) -> ipaddress.IPv4Address:
+    """The address a server in `location` would get in `network`; changes nothing.
+
+    Raises what joining would raise, so a create can check before it makes anything.
+    """
+    zone = catalog.network_zone_of(location)
     subnets = [
         s for s in network.subnets if s.network_zone == zone and s.type in ("cloud", "server")
     ]
@@ -179,6 +182,14 @@ def join(
         address = wanted
     else:
         address = _next_free(subnets, taken | {network.gateway, HETZNER_RESERVED})
+    return address
+
+
+def join(
+    project: Project, network: Network, server: Server, wanted: ipaddress.IPv4Address | None
+) -> PrivateAttachment:
+    """Give `server` an address in `network` (in a subnet of the server's network zone)."""
+    address = free_address(network, server.location, wanted)
     network.members[server.id] = address
     server.private_net[network.id] = address
     return PrivateAttachment(

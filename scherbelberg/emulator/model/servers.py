@@ -169,6 +169,8 @@ def create(world: World, project: Project, body: dict[str, Any]) -> dict[str, An
             "resource_unavailable",
             f"server type {server_type.name} is unavailable in {location} at the moment",
         )
+    for network_id in network_ids:  # no subnet in the zone, or a full one: nothing is made
+        networks.free_address(project.networks[network_id], location, None)
 
     # -- from here on nothing can be rejected: make it --
     server = Server(
