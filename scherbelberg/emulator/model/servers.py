@@ -376,6 +376,9 @@ def delete(world: World, project: Project, server_id: int) -> Action:
     for fw in project.firewalls.values():
         if server.id in fw.applied_servers:
             fw.applied_servers.remove(server.id)
+    for image in list(project.snapshots.values()):  # backups are bound to their server
+        if image.bound_to == server.id:
+            del project.snapshots[image.id]
 
     async def destroy() -> None:
         try:
@@ -410,6 +413,10 @@ def create_image(
     image_type = body.get("type", "snapshot")
     if image_type not in ("snapshot", "backup"):
         raise invalid_input("type", "type must be snapshot or backup")
+    if image_type == "backup":
+        # "Backup Images are only available when the backup option is enabled for the
+        # Server" (the spec); the local Hetzner has no enable_backup, so no server has it
+        raise invalid_input("type", f"backups are not enabled for server {server.id}")
     description = body.get("description")
     if description is not None and not isinstance(description, str):
         raise invalid_input("description", "description must be a string")
