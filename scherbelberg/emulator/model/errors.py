@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "no_subnet_available": 422,
     "firewall_already_applied": 422,
     "firewall_already_removed": 422,
+    "firewall_managed_by_label_selector": 422,
     "resource_in_use": 422,
     "locked": 423,
     "protected": 423,

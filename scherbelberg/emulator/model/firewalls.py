@@ -193,14 +193,26 @@ def remove_from(
 ) -> list[Action]:
     firewall = get(project, firewall_id)
     servers, selectors = _parse_apply_to(project, body.get("remove_from"))
+    # check everything first: a refused request removes nothing
     for sid in servers:
-        if sid not in firewall.applied_servers:
-            raise ApiError("firewall_already_removed", f"firewall is not applied to server {sid}")
-        firewall.applied_servers.remove(sid)
+        if sid in firewall.applied_servers:
+            continue
+        if firewall.applies_to(project.servers[sid]):
+            raise ApiError(
+                "firewall_managed_by_label_selector",
+                f"firewall is applied to server {sid} through a label selector"
+                " and cannot be removed from it manually",
+            )
+        raise ApiError("firewall_already_removed", f"firewall is not applied to server {sid}")
     for selector in selectors:
         if selector not in firewall.applied_selectors:
             raise ApiError("firewall_already_removed", f"firewall is not applied to {selector}")
-        firewall.applied_selectors.remove(selector)
+    for sid in servers:
+        if sid in firewall.applied_servers:
+            firewall.applied_servers.remove(sid)
+    for selector in selectors:
+        if selector in firewall.applied_selectors:
+            firewall.applied_selectors.remove(selector)
     return [_enforcing_action(world, project, "remove_firewall", firewall, servers)]
 
 
