@@ -151,7 +151,8 @@ def make_app(world: World, admin_token: str) -> web.Application:
     app[REQUEST_LOG] = RequestLog()
     app[RATE_LIMITERS] = {}
     app[ADMIN_TOKEN] = admin_token
-    for table in (servers.routes, actions.routes, resources.routes, catalog.routes):
+    # actions first: /servers/actions must not be taken by /servers/{id}
+    for table in (actions.routes, servers.routes, resources.routes, catalog.routes):
         for route in table:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, API_PREFIX + route.path, route.handler)
