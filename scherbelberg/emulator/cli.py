@@ -126,10 +126,12 @@ def _faults(
 @click.option(
     "--background",
     is_flag=True,
-    help='Run detached and print `export` lines for a shell: eval "$(scherbelberg emulator '
-    '--background)". Also written to /run/scherbelberg/emulator.env.',
+    help='Run detached until --stop, and print `export` lines for a shell: eval "$(scherbelberg '
+    'emulator --background)". Also written to emulator.env (see docs/emulator.md).',
 )
-@click.option("--stop", is_flag=True, help="Stop the emulator that --background started.")
+@click.option(
+    "--stop", is_flag=True, help="Stop the emulator --background started, and its machines."
+)
 @click.option("--debug", is_flag=True, help="Log machine steps and errors in detail.")
 def emulator_command(
     host: str,
@@ -153,10 +155,11 @@ def emulator_command(
     stop: bool,
     debug: bool,
 ) -> None:
-    """Run the local Hetzner in the foreground until Ctrl-C.
+    """Run the local Hetzner in the foreground until Ctrl-C, or detached with --background.
 
     Prints HCLOUD_ENDPOINT and HCLOUD_TOKEN first, for hcloud-python, the hcloud CLI and
-    scherbelberg itself.
+    scherbelberg itself, then the dask config of a cluster on it. A shell gets all of it in
+    one step with: eval "$(scherbelberg emulator --background)".
     """
     from .service import EmulatorOptions, MachinesUnavailable, serve
 
@@ -171,8 +174,9 @@ def emulator_command(
     if build_image:
         _build_image()
         return
-    if background or stop:
-        _daemon(background, stop)
+    _exclusive(background=background, stop=stop, cleanup=cleanup, build_image=build_image)
+    if stop:
+        _stop()
         return
     try:
         faults = _faults(
@@ -185,6 +189,9 @@ def emulator_command(
             faults.http.extend(chaos_faults())
     except (ValueError, TypeError, yaml.YAMLError) as exc:
         raise click.UsageError(f"bad fault settings: {exc}") from None
+    if background:
+        _background(_foreground_args(click.get_current_context()))
+        return
     options = EmulatorOptions(
         host=host,
         port=port,
@@ -227,22 +234,66 @@ def _build_image() -> None:
     click.echo(f"machine image ready: {path}")
 
 
-def _daemon(background: bool, stop: bool) -> None:
-    from .daemon import DaemonError, running_pid, start
-    from .daemon import stop as stop_daemon
+def _exclusive(**flags: bool) -> None:
+    """--background, --stop, --cleanup and --build-image are different things to do."""
+    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} cannot be combined")
 
+
+def _foreground_args(ctx: click.Context) -> list[str]:
+    """The options given here, for the emulator that runs in the background."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in ("background", "stop"):
+            continue
+        if ctx.get_parameter_source(param.name or "") != click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name or ""]
+        name = param.opts[0]
+        if param.is_flag:
+            args += [name] if value else []
+        elif param.multiple:
+            for item in value:
+                args += [name, str(item)]
+        else:  # a file is read by the emulator, in this directory or not
+            args += [name, str(value.resolve() if isinstance(value, Path) else value)]
+    return args
+
+
+def _background(args: list[str]) -> None:
+    from .daemon import DaemonError, RunFiles, run_dir, start
+
+    files = RunFiles(run_dir())
     try:
-        if stop:
-            stopped = stop_daemon()
-            click.echo("local Hetzner stopped" if stopped else "no local Hetzner runs", err=True)
-            return
-        if running_pid() is not None:
-            click.echo("a local Hetzner runs already: its settings are", err=True)
-        # every option but --background, for the emulator in the foreground of its own
-        args = [a for a in sys.argv[1:] if a != "--background"]
-        if "emulator" in args:  # `scherbelberg [--debug] emulator …`
-            args = args[args.index("emulator") + 1 :]
-        click.echo(start(args), nl=False)
+        started = start(args, files)
     except DaemonError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if started.already:
+        click.echo(
+            f"a local Hetzner runs already (pid {started.pid}); these are its settings "
+            f"(also in {files.env})",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"local Hetzner started (pid {started.pid}, log {files.log}); settings also in "
+            f"{files.env}; `scherbelberg emulator --stop` deletes its machines and stops it",
+            err=True,
+        )
+    click.echo(started.exports, nl=False)
+
+
+def _stop() -> None:
+    from .daemon import DaemonError, stop
+
+    try:
+        pid = stop()
+    except DaemonError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if pid is None:
+        click.echo("no local Hetzner runs in the background", err=True)
+    else:
+        click.echo(f"local Hetzner stopped (pid {pid}), its machines deleted", err=True)
