@@ -1,12 +1,12 @@
 """Run the local Hetzner: machines backend + API server, until interrupted.
 
 `serve()` is what `scherbelberg emulator` and `python -m scherbelberg.emulator` run. It prints
-`HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so a shell (see
-docs/emulator.md for a recipe that reads them while it keeps running) and the `hcloud` CLI can
-use it at once; every other message goes to stderr. With machines, two more lines follow:
-`DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…` (the address echo) and
-`DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror) and `DASK_SCHERBELBERG__REAPER_ENDPOINT=…`
-(the API as machines reach it), the dask config of a cluster here; then `# local Hetzner ready`.
+`HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so the `hcloud` CLI
+and scherbelberg can use it at once; every other message goes to stderr. With machines, three
+more lines follow, the dask config of a cluster here: `DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…`
+(the address echo), `DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror) and
+`DASK_SCHERBELBERG__REAPER_ENDPOINT=…` (the API as machines reach it); then READY_LINE, which
+`--background` (daemon.py) waits for before it hands a shell these lines as `export`s.
 SIGINT/SIGTERM tear down every machine it started.
 """
 
