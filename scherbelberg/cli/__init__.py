@@ -87,16 +87,27 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """`scherbelberg --help | head -1` and `--version`: output while parsing, see invoke."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _reader_gone()
+            raise click.exceptions.Exit(0) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         """`scherbelberg ls | head -1`: when the reader goes away, stop quietly with status 0
         like any Unix tool (click would exit 1, and Python would print a BrokenPipeError)."""
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            # the Python docs' recipe: nothing more may reach the closed pipe, not even the
-            # interpreter's final flush
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _reader_gone()
             ctx.exit(0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -108,6 +119,13 @@ class LazyGroup(click.Group):
         ]
         with formatter.section("Commands"):
             formatter.write_dl(sorted(rows))
+
+
+def _reader_gone() -> None:
+    """The Python docs' recipe for a closed pipe: nothing more may reach it, not even the
+    interpreter's final flush of what is still buffered."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

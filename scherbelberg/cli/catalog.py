@@ -41,7 +41,9 @@ def catalog_command(
     )
     rows = []
     for t in data["server_types"]:
-        if (t["deprecated"] and not show_all) or location not in t["locations"]:
+        # where it is offered: its `locations`, or (an API without them) where it has a price
+        offered = t["locations"] or list(t["prices"])
+        if (t["deprecated"] and not show_all) or location not in offered:
             continue  # a type not offered in this location is not listed for it
         price = t["prices"].get(location)
         note = "not orderable now" if location not in t["orderable_in"] else ""

@@ -200,18 +200,63 @@ def table(
     *,
     title: str | None = None,
     right: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> None:
-    """A rich table on stdout. In a narrow terminal cells wrap between words, never inside one
-    (no "schedule / r"): a word that cannot fit is shortened with an ellipsis."""
+    """A rich table on stdout that never breaks a word (no "schedule / r" at 80 columns).
+
+    A column of single words (names, addresses, numbers) is never wrapped; other cells wrap
+    between words. If the table is wider than the terminal, the `optional` columns are left
+    out, in that order, and a caption says so; only then is a word that cannot fit shortened
+    with an ellipsis."""
+    from rich.measure import Measurement
+
+    cells = [["-" if cell is None else str(cell) for cell in row] for row in rows]
+    out = console()
+    left_out: list[str] = []
+    while True:
+        grid = _grid(columns, cells, title, right, left_out)
+        # the width it wants, not the terminal's width it would be squeezed into
+        width = Measurement.get(out, out.options.update_width(10**6), grid).maximum
+        more = [c for c in optional if c not in left_out]
+        if width <= out.width or not more:
+            break
+        left_out.append(more[0])
+    if left_out:
+        grid.caption = f"{', '.join(left_out)} left out to fit; -o json shows everything"
+    out.print(grid)
+
+
+def _grid(
+    columns: Sequence[str],
+    cells: list[list[str]],
+    title: str | None,
+    right: Sequence[str],
+    left_out: Sequence[str],
+) -> Any:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in columns:
-        grid.add_column(column, justify="right" if column in right else "left", overflow="ellipsis")
-    for row in rows:
-        grid.add_row(*("-" if cell is None else str(cell) for cell in row))
-    console().print(grid)
+    grid = Table(
+        title=title,
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,  # two spaces between columns, not three
+    )
+    shown = [i for i, column in enumerate(columns) if column not in left_out]
+    for i in shown:
+        words = all(" " not in row[i].strip() for row in cells)
+        grid.add_column(
+            columns[i],
+            justify="right" if columns[i] in right else "left",
+            overflow="ellipsis",
+            no_wrap=words,
+        )
+    for row in cells:
+        grid.add_row(*(Text(row[i]) for i in shown))  # as it is: no markup, no :emoji:
+    return grid
 
 
 def money(value: float | None, digits: int = 4) -> str:

@@ -64,6 +64,7 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
                     for n in cluster.nodes
                 ],
                 right=["age", "€/h", "cost"],
+                optional=["€/h", "age", "private ip"],  # in a narrow terminal; JSON has all
             )
         others = [r.what for r in cluster.resources if r.kind != "servers"]
         if others:

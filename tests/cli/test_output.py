@@ -3,9 +3,15 @@ columns breaks no word."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
+import sys
+from pathlib import Path
 
-from tests.cli.conftest import argv, cli, cli_env, cli_json
+import pytest
+
+from tests.cli.conftest import ROOT, argv, cli, cli_env, cli_json
 from tests.e2e.conftest import Target
 
 
@@ -35,18 +41,52 @@ def test_ls_into_a_closed_pipe_is_quiet(target: Target) -> None:
     assert err == ""
 
 
-def test_ls_at_80_columns_breaks_no_word(target: Target) -> None:
-    cli(target, "create", "--name", "narrow", "--workers", "1", "--ttl", "1h")
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["ls", "--help"], ["emulator", "--help"]]
+)
+def test_any_output_into_a_closed_pipe_is_quiet(args: list[str]) -> None:
+    """Output while parsing (help, version) too, not just a command's own."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scherbelberg", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (0, "")
+
+
+def test_ls_in_a_narrow_terminal_breaks_no_word(target: Target) -> None:
+    name = "narrow-terminals-break-no-word-abcdefghi"  # as long as a name may be
+    cli(target, "create", "--name", name, "--workers", "1", "--ttl", "1h")
     try:
-        out = cli(target, "ls", env=cli_env(target, COLUMNS="80")).stdout
-        lines = out.splitlines()
-        assert all(len(line) <= 80 for line in lines), out
-        words = set(out.split())
-        for word in ("scheduler", "worker-0", "running", "expires"):
-            assert any(word in w for w in words), (word, out)
-        assert not {"schedule", "r"} <= words, out  # "schedule / r" was the defect
+        # the state root it made holds every cluster's name: 0700, like each cluster's directory
+        root = Path(os.environ["SCHERBELBERG_STATE_DIR"])
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+        assert stat.S_IMODE((root / name).stat().st_mode) == 0o700
+        (cluster,) = cli_json(target, "ls")
+        whole = {name} | {
+            str(node[key])
+            for node in cluster["nodes"]
+            for key in ("name", "server_type", "public_ip", "status")
+        }
+        for columns in (80, 60):
+            out = cli(target, "ls", env=cli_env(target, COLUMNS=str(columns))).stdout
+            assert all(len(line) <= columns for line in out.splitlines()), out
+            assert whole <= set(out.split()), (columns, whole - set(out.split()), out)
+            assert "…" not in out, out  # nothing shortened, either
+            assert not {"schedule", "r"} <= set(out.split()), out  # the defect, at 80 columns
+            assert "expires" in out
+        # at 80 columns every column fits; narrower, the least needed ones are left out, said so
+        wide = cli(target, "ls", env=cli_env(target, COLUMNS="80")).stdout
+        assert "private ip" in wide and "€/h" in wide and "left out" not in wide, wide
+        narrow = cli(target, "ls", env=cli_env(target, COLUMNS="60")).stdout
+        assert "left out to fit; -o json shows everything" in narrow, narrow
     finally:
-        cli(target, "destroy", "--yes", "narrow")
+        cli(target, "destroy", "--yes", name)
 
 
 def test_catalog_lists_only_what_a_location_offers(target: Target) -> None:
