@@ -266,10 +266,13 @@ def _background(args: list[str]) -> None:
 
     files = RunFiles(run_dir())
     try:
-        started = start(args, files)
+        started = start(args, files, say=lambda message: click.echo(message, err=True))
     except DaemonError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; the local Hetzner was stopped again", err=True)
+        sys.exit(130)
     if started.already:
         click.echo(
             f"a local Hetzner runs already (pid {started.pid}); these are its settings "
@@ -278,7 +281,7 @@ def _background(args: list[str]) -> None:
         )
     else:
         click.echo(
-            f"local Hetzner started (pid {started.pid}, log {files.log}); settings also in "
+            f"local Hetzner ready in the background (pid {started.pid}); settings also in "
             f"{files.env}; `scherbelberg emulator --stop` deletes its machines and stops it",
             err=True,
         )

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ RUN_ENV = "SCHERBELBERG_EMULATOR_RUN"  # moves the directory (tests: one emulato
 ROOT_RUN_DIR = Path("/run/scherbelberg")  # as root, next to the labs' locks
 START_SECONDS = 600.0  # the first start builds the machine image (about a minute, or more)
 STOP_SECONDS = 120.0  # every machine is torn down first
+NOTICE_SECONDS = 2.0  # a start that takes longer is said on stderr (a failure is one line)
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # an environment variable the emulator prints
 
 
@@ -130,11 +131,16 @@ class Started:
     already: bool  # it ran before this call: these are its settings
 
 
-def start(args: list[str], files: RunFiles | None = None) -> Started:
+def start(
+    args: list[str],
+    files: RunFiles | None = None,
+    say: Callable[[str], None] = lambda message: None,
+) -> Started:
     """Start `python -m scherbelberg.emulator ARGS` detached and wait until it is ready.
 
     If one runs already with the same ARGS, return its settings; with other ARGS, refuse
-    (the caller asked for a different emulator and would silently get the old one)."""
+    (the caller asked for a different emulator and would silently get the old one). `say`
+    tells the user what they wait for; Ctrl-C while waiting stops the half-started one."""
     files = files or RunFiles(run_dir())
     with files.locked():
         pid = running_pid(files)
@@ -156,7 +162,12 @@ def start(args: list[str], files: RunFiles | None = None) -> Started:
             os.close(log)
         _write_private(files.pid, f"{process.pid}\n")
         _write_private(files.args, json.dumps(args) + "\n")
-        settings = _wait_ready(process, files)
+        try:
+            settings = _wait_ready(process, files, say)
+        except KeyboardInterrupt:
+            _terminate(process.pid)
+            files.forget()
+            raise
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items())
         _write_private(files.env, exports)
         return Started(exports, process.pid, already=False)
@@ -180,10 +191,15 @@ def _already_running(files: RunFiles, pid: int, args: list[str]) -> Started:
     return Started(exports, pid, already=True)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], files: RunFiles) -> dict[str, str]:
+def _wait_ready(
+    process: subprocess.Popen[bytes], files: RunFiles, say: Callable[[str], None]
+) -> dict[str, str]:
     """KEY=value lines until READY_LINE; an error with the log's last line if it exits first,
-    and a stopped emulator if it is not ready before the deadline."""
-    deadline = time.monotonic() + START_SECONDS
+    and a stopped emulator if it is not ready before the deadline. A wait that is not short
+    (the first start builds the machine image) is said, so the shell does not seem stuck."""
+    began = time.monotonic()
+    deadline = began + START_SECONDS
+    noticed = False
     while True:
         lines = files.out.read_text(errors="replace").splitlines()
         if READY_LINE in lines:
@@ -192,6 +208,9 @@ def _wait_ready(process: subprocess.Popen[bytes], files: RunFiles) -> dict[str, 
         if process.poll() is not None:
             files.forget()
             raise DaemonError(f"the local Hetzner did not start: {_last_line(files.log)}")
+        if not noticed and time.monotonic() - began >= NOTICE_SECONDS:
+            say(f"starting the local Hetzner in the background (log: {files.log}) …")
+            noticed = True
         if time.monotonic() > deadline:
             _terminate(process.pid)
             files.forget()

@@ -7,6 +7,7 @@ README's example on real machines this way."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def test_eval_background_then_stop(run: Path, stopped: None) -> None:
     )
     assert shell.returncode == 0, shell.stderr
     assert int(shell.stdout.strip()) >= 5  # the shell reached the emulator with its settings
-    assert "local Hetzner started" in shell.stderr
+    assert "local Hetzner ready in the background" in shell.stderr
     # the env file: private (the token), and another shell can source it
     env_file = run / "emulator.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
@@ -168,6 +169,30 @@ def test_not_ready_before_the_deadline_is_stopped(
     assert daemon.running_pid(files) is None
     assert not files.pid.exists()
     assert my_emulators() == []  # SIGTERM'd and gone, not left running
+
+
+def test_ctrl_c_while_it_starts_stops_it(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the wait: no half-started emulator is left behind."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def press_ctrl_c_soon(message: str) -> None:  # once the emulator process exists
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+
+    monkeypatch.setattr(daemon, "NOTICE_SECONDS", 0.0)  # say() at once: the wait has begun
+    files = daemon.RunFiles(run)
+    previous = signal.getsignal(signal.SIGALRM)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            daemon.start(["--machines", "none"], files, say=press_ctrl_c_soon)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert my_emulators() == []
+    assert daemon.running_pid(files) is None and not files.pid.exists()
 
 
 def test_run_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
