@@ -1,4 +1,6 @@
-"""Emulator defects found by running real Hetzner clients against it (issue 9), one test each."""
+"""Emulator defects found by running real Hetzner clients against it (issue 9), one test each.
+
+No machines needed: they run on an API-only local Hetzner (tests/emulator/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import requests
 from hcloud import APIException, Client
 from hcloud.firewalls import FirewallResource, FirewallResourceLabelSelector, FirewallRule
 from hcloud.images import Image
-from hcloud.networks import NetworkSubnet
+from hcloud.networks import Network, NetworkSubnet
 from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer
 
@@ -25,8 +27,8 @@ def make_server(client: Client, name: str, **kwargs: object) -> BoundServer:
 # ---------------------------------------------------------------------------- 1. no subnet
 
 
-def test_server_without_subnet_in_its_zone_creates_nothing(hcloud_client: Client) -> None:
-    client = hcloud_client
+def test_server_without_subnet_in_its_zone_creates_nothing(api_client: Client) -> None:
+    client = api_client
     network = client.networks.create(
         name="us-only",
         ip_range="10.0.0.0/16",
@@ -51,8 +53,8 @@ def test_server_without_subnet_in_its_zone_creates_nothing(hcloud_client: Client
 # ---------------------------------------------------------------------------- 2. backup images
 
 
-def test_backup_image_of_server_without_backups_is_refused(hcloud_client: Client) -> None:
-    client = hcloud_client
+def test_backup_image_of_server_without_backups_is_refused(api_client: Client) -> None:
+    client = api_client
     server = make_server(client, "no-backups")
     with pytest.raises(APIException) as info:
         client.servers.create_image(server, type="backup", description="nope")
@@ -68,8 +70,8 @@ def test_backup_image_of_server_without_backups_is_refused(hcloud_client: Client
 # ---------------------------------------------------------------------------- 3. label selectors
 
 
-def test_removing_label_selected_firewall_from_one_server(hcloud_client: Client) -> None:
-    client = hcloud_client
+def test_removing_label_selected_firewall_from_one_server(api_client: Client) -> None:
+    client = api_client
     server = make_server(client, "selected", labels={"role": "worker"})
     firewall = client.firewalls.create(
         name="by-label",
@@ -110,8 +112,8 @@ def test_removing_label_selected_firewall_from_one_server(hcloud_client: Client)
 # ---------------------------------------------------------------------------- 4. action lists
 
 
-def test_per_resource_action_lists(hcloud_client: Client) -> None:
-    client = hcloud_client
+def test_per_resource_action_lists(api_client: Client) -> None:
+    client = api_client
     created = client.servers.create(
         name="acting", server_type=ServerType(name="cx23"), image=Image(name="debian-12")
     )
@@ -149,15 +151,15 @@ def test_per_resource_action_lists(hcloud_client: Client) -> None:
     assert len(page.actions) == 1 and page.meta.pagination.total_entries == len(ids)
 
 
-def test_per_resource_action_list_over_http(
-    hcloud_client: Client, local_hetzner: LocalHetzner, project_token: str
-) -> None:
-    created = hcloud_client.servers.create(
+def test_per_resource_action_list_over_http(api_hetzner: LocalHetzner) -> None:
+    project_token = api_hetzner.control.new_project()
+    client = Client(project_token, api_endpoint=api_hetzner.endpoint, poll_interval=0.05)
+    created = client.servers.create(
         name="http", server_type=ServerType(name="cx23"), image=Image(name="debian-12")
     )
     created.action.wait_until_finished()
     headers = {"Authorization": f"Bearer {project_token}"}
-    url = f"{local_hetzner.endpoint}/servers/actions"
+    url = f"{api_hetzner.endpoint}/servers/actions"
     answer = requests.get(url, params={"id": created.action.id}, headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text
     assert [a["id"] for a in answer.json()["actions"]] == [created.action.id]
@@ -166,3 +168,39 @@ def test_per_resource_action_list_over_http(
     assert answer.json()["error"]["code"] == "invalid_input"
     answer = requests.get(url, params={"id": "x"}, headers=headers, timeout=10)
     assert answer.status_code == 422
+
+
+def test_one_resource_action_lists(api_hetzner: LocalHetzner) -> None:
+    """GET /{networks,firewalls,images}/{id}/actions[/{action_id}] (servers had them)."""
+    token = api_hetzner.control.new_project()
+    client = Client(token, api_endpoint=api_hetzner.endpoint, poll_interval=0.05)
+    server = make_server(client, "one")
+    network = client.networks.create(name="one-net", ip_range="10.3.0.0/16")
+    other = client.networks.create(name="other-net", ip_range="10.4.0.0/16")
+    add = client.networks.add_subnet(
+        network, NetworkSubnet(type="cloud", ip_range="10.3.1.0/24", network_zone="eu-central")
+    )
+    add.wait_until_finished()
+    firewall = client.firewalls.create(name="one-fw").firewall
+    applied = client.firewalls.apply_to_resources(
+        firewall, [FirewallResource(type="server", server=server)]
+    )
+    image = client.servers.create_image(server, description="one-image")
+    image.action.wait_until_finished()
+
+    assert [a.id for a in client.networks.get_actions(network)] == [add.id]
+    assert client.networks.get_actions(other) == []
+    assert [a.id for a in client.firewalls.get_actions(firewall)] == [a.id for a in applied]
+    assert [a.command for a in client.images.get_actions(image.image)] == ["create_image"]
+    assert client.networks.actions.get_by_id(add.id).command == "add_subnet"
+    system = client.images.get_by_name_and_architecture("debian-12", "x86")
+    assert system is not None and client.images.get_actions(system) == []
+    with pytest.raises(APIException) as info:
+        client.networks.get_actions(Network(id=999_999_999))
+    assert info.value.code == "not_found"
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{api_hetzner.endpoint}/networks/{network.id}/actions"
+    answer = requests.get(f"{base}/{add.id}", headers=headers, timeout=10)
+    assert answer.status_code == 200 and answer.json()["action"]["id"] == add.id
+    answer = requests.get(f"{base}/{image.action.id}", headers=headers, timeout=10)
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
