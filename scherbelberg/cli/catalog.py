@@ -40,11 +40,15 @@ def catalog_command(
         title="locations",
     )
     rows = []
+    elsewhere = []  # current types not offered here: named once, not listed as "n/a"
     for t in data["server_types"]:
         # where it is offered: its `locations`, or (an API without them) where it has a price
         offered = t["locations"] or list(t["prices"])
-        if (t["deprecated"] and not show_all) or location not in offered:
-            continue  # a type not offered in this location is not listed for it
+        if t["deprecated"] and not show_all:
+            continue
+        if location not in offered:
+            elsewhere += [] if t["deprecated"] else [t["name"]]
+            continue
         price = t["prices"].get(location)
         note = "not orderable now" if location not in t["orderable_in"] else ""
         if t["deprecated"]:
@@ -66,3 +70,7 @@ def catalog_command(
         title=f"server types offered in {location} (gross prices)",
         right=["cores", "GB", "€/h", "€/month"],
     )
+    if elsewhere:
+        common.console().print(
+            f"not offered in {location}: {', '.join(elsewhere)}", markup=False, highlight=False
+        )

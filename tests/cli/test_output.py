@@ -96,6 +96,10 @@ def test_catalog_lists_only_what_a_location_offers(target: Target) -> None:
     assert "cpx22" in names
     assert "cx23" not in names and "cax11" not in names  # not offered in ash at all
     assert "n/a" not in out
+    # and the ones left out are named once, e.g. the scheduler's default type
+    (elsewhere,) = [line for line in out.splitlines() if line.startswith("not offered in ash:")]
+    assert {"cx23", "cax11"} <= set(elsewhere.split(": ")[1].split(", ")), elsewhere
+    assert "cpx22" not in elsewhere
     data = cli_json(target, "catalog")
     cpx22 = next(t for t in data["server_types"] if t["name"] == "cpx22")
     assert "ash" in cpx22["locations"] and "ash" in cpx22["orderable_in"]
