@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from .faults import Faults, availability_profile, chaos_faults, parse_http_fault
+from .faults import Faults, availability_profile, parse_http_fault
 from .latency import PROFILES
 
 
@@ -75,7 +75,8 @@ def _faults(
     "http_faults",
     multiple=True,
     metavar="PATH:STATUS[:RATE[:DELAY]]",
-    help="Answer requests whose path matches PATH with STATUS (429/500/502/503/504).",
+    help="Answer requests whose path matches PATH with STATUS (429/500/502/503/504; 200: "
+    "served after DELAY; 0: no answer, the connection closes after DELAY).",
 )
 @click.option(
     "--fail-action",
@@ -186,7 +187,7 @@ def emulator_command(
         if release_delay is not None:
             faults.release_delay = release_delay
         if chaos:
-            faults.http.extend(chaos_faults())
+            faults.chaos = True
     except (ValueError, TypeError, yaml.YAMLError) as exc:
         raise click.UsageError(f"bad fault settings: {exc}") from None
     if background:

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -82,8 +83,31 @@ class EmulatorControl:
     def set_faults(self, faults: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("PUT", "/faults", faults))
 
+    def update_faults(self, **parts: Any) -> dict[str, Any]:
+        """Change only these parts of the fault configuration, e.g. `release_delay=8`,
+        `chaos=True, seed=3`; the rest stays (`set_faults` replaces all of it)."""
+        return dict(self._call("PATCH", "/faults", parts))
+
     def clear_faults(self) -> None:
         self.set_faults({})
+
+    def availability(self) -> list[tuple[str, str]]:
+        """The (server type, location) patterns that cannot be ordered now."""
+        return [(t, loc) for t, loc in self._call("GET", "/availability")["unavailable"]]
+
+    def set_unavailable(self, *patterns: str, profile: str | None = None) -> list[tuple[str, str]]:
+        """Make exactly these unorderable: `"cx*@fsn1"`, `"cx33@*"`, and/or a named profile
+        (`"2026-eu-shortage"`); no arguments make everything orderable. Other faults stay.
+
+        Shows where Hetzner shows it: `GET /datacenters` drops the type from a datacenter's
+        `server_types.available` (it stays in `supported`), `POST /servers` answers 412
+        `resource_unavailable`.
+        """
+        body: dict[str, Any] = {"unavailable": list(patterns)}
+        if profile is not None:
+            body["profile"] = profile
+        answer = self._call("PUT", "/availability", body)
+        return [(t, loc) for t, loc in answer["unavailable"]]
 
     def freeze_rate_limit(self, token: str, frozen: bool = True) -> dict[str, Any]:
         return dict(self._call("PUT", f"/projects/{token}/rate_limit", {"frozen": frozen}))
@@ -105,12 +129,36 @@ class LocalHetzner:
         latency_profile: str = "instant",
         start_timeout: float = 600.0,
         stderr: Any = None,
+        unavailable: Sequence[str] = (),
+        availability: str | None = None,
+        release_delay: float | None = None,
+        chaos: bool = False,
+        seed: int | None = None,
+        faults: Sequence[str] = (),
     ) -> None:
+        """`args` are more command-line options; the keywords are the rough-API ones
+        (docs/emulator.md, Fault injection): `unavailable=["cx*@fsn1"]`,
+        `availability="2026-eu-shortage"`, `release_delay=8`, `chaos=True, seed=3`, and
+        `faults=["^/actions:503:0.1"]` (each a `--fault PATH:STATUS[:RATE[:DELAY]]`)."""
+        rough: list[str] = []
+        for pattern in unavailable:
+            rough += ["--unavailable", pattern]
+        if availability is not None:
+            rough += ["--availability", availability]
+        if release_delay is not None:
+            rough += ["--release-delay", str(release_delay)]
+        if chaos:
+            rough.append("--chaos")
+        if seed is not None:
+            rough += ["--seed", str(seed)]
+        for fault in faults:
+            rough += ["--fault", fault]
         self.args = [
             "--machines",
             machines,
             "--latency-profile",
             latency_profile,
+            *rough,
             *args,
         ]
         self.start_timeout = start_timeout

@@ -24,6 +24,8 @@ FAULT_CODES: dict[int, str] = {
 
 
 SLOW = 200  # an HttpFault with this status answers normally, after its delay
+NO_ANSWER = 0  # ... with this one never answers: after its delay the connection is closed
+KINDS = {SLOW: "slow", NO_ANSWER: "no_answer"}  # the statuses that are not errors
 
 
 @dataclass
@@ -31,8 +33,10 @@ class HttpFault:
     """Answer matching requests with an error instead of serving them.
 
     `path` is a regular expression matched against the path below /v1 (e.g. `^/servers$`);
-    `status` one of FAULT_CODES; `delay` seconds to wait first (a `timeout` fault with a long
-    delay makes clients hit their own timeouts); `count` limits how many times it fires.
+    `status` one of FAULT_CODES, or SLOW (served, late) or NO_ANSWER (a request that times out:
+    no answer for `delay` seconds, then the connection closes); `delay` seconds to wait first;
+    `count` limits how many times it fires; `burst`: once drawn, it also answers the next
+    `burst - 1` matching requests (429s come in runs when a limit is hit).
     """
 
     path: str = ".*"
@@ -41,19 +45,40 @@ class HttpFault:
     rate: float = 1.0
     delay: float = 0.0
     count: int | None = None
+    burst: int = 1
+    _pending: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.status not in FAULT_CODES and self.status != SLOW:
+        if isinstance(self.status, str):  # "no_answer" / "slow" read better in YAML and JSON
+            named = {name: status for status, name in KINDS.items()}
+            if self.status not in named:
+                raise ValueError(f"unknown fault status {self.status!r}")
+            self.status = named[self.status]
+        if self.status not in FAULT_CODES and self.status not in KINDS:
             raise ValueError(
-                f"fault status must be one of {sorted(FAULT_CODES)}, or {SLOW} (a slow answer)"
+                f"fault status must be one of {sorted(FAULT_CODES)}, {SLOW} (a slow answer) "
+                f"or {NO_ANSWER} (no answer)"
             )
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("fault rate must be between 0 and 1")
+        if self.delay < 0 or self.burst < 1:
+            raise ValueError("fault delay must be >= 0 and burst >= 1")
         re.compile(self.path)
 
     @property
     def code(self) -> str:
-        return FAULT_CODES.get(self.status, "slow")
+        return FAULT_CODES.get(self.status) or KINDS[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "method": self.method,
+            "status": self.status,
+            "rate": self.rate,
+            "delay": self.delay,
+            "count": self.count,
+            "burst": self.burst,
+        }
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -73,21 +98,40 @@ class Faults:
     # (server type name, location name) pairs that answer `resource_unavailable`
     unavailable: set[tuple[str, str]] = field(default_factory=set)
     # seconds after a server's deletion during which deleting a firewall, network or placement
-    # group it was attached to answers 422 resource_in_use (hetzner-reality.md, "Release lag")
-    release_delay: float = 0.0
+    # group it was attached to answers 422 resource_in_use (hetzner-reality.md, "Release lag");
+    # None: the latency profile's
+    release_delay: float | None = None
+    # low-rate errors, 429 bursts and slow answers on every path (`chaos_faults`)
+    chaos: bool = False
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _chaos: list[HttpFault] = field(default_factory=lambda: chaos_faults(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
+        if self.release_delay is not None and self.release_delay < 0:
+            raise ValueError("release_delay must be >= 0")
 
     def http_fault_for(self, method: str, path: str) -> HttpFault | None:
-        for fault in self.http:
-            if fault.matches(method, path) and self._rng.random() < fault.rate:
-                if fault.count is not None:
-                    fault.count -= 1
-                return fault
-        return None
+        """The fault that answers this request instead of its handler, if any.
+
+        A burst under way answers first; otherwise every matching fault draws in order.
+        """
+        faults = self.http + (self._chaos if self.chaos else [])
+        fired = next((f for f in faults if f._pending > 0 and f.matches(method, path)), None)
+        if fired is not None:
+            fired._pending -= 1
+        else:
+            fired = next(
+                (f for f in faults if f.matches(method, path) and self._rng.random() < f.rate),
+                None,
+            )
+            if fired is None:
+                return None
+            fired._pending = fired.burst - 1
+        if fired.count is not None:
+            fired.count -= 1
+        return fired
 
     def action_fails(self, command: str) -> bool:
         rate = self.failing_actions.get(command, 0.0)
@@ -108,21 +152,13 @@ class Faults:
     # -- (de)serialisation for the admin endpoint and the CLI ---------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
-            "http": [
-                {
-                    "path": f.path,
-                    "method": f.method,
-                    "status": f.status,
-                    "rate": f.rate,
-                    "delay": f.delay,
-                    "count": f.count,
-                }
-                for f in self.http
-            ],
+            "http": [f.to_json() for f in self.http],
             "failing_actions": dict(self.failing_actions),
             "stuck_initializing": self.stuck_initializing,
             "unavailable": [list(pair) for pair in sorted(self.unavailable)],
             "release_delay": self.release_delay,
+            "chaos": self.chaos,
+            "seed": self.seed,
         }
 
     @classmethod
@@ -140,16 +176,31 @@ class Faults:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        release_delay = data.get("release_delay")
         return cls(
-            http=[HttpFault(**item) for item in data.get("http", [])]
-            + (chaos_faults() if data.get("chaos") else []),
+            http=[HttpFault(**item) for item in data.get("http", [])],
             failing_actions={str(k): float(v) for k, v in data.get("failing_actions", {}).items()},
             stuck_initializing=data.get("stuck_initializing"),
-            unavailable={(str(t), str(loc)) for t, loc in data.get("unavailable", [])}
+            unavailable=parse_unavailable(data.get("unavailable", []))
             | availability_profile(data.get("availability")),
-            release_delay=float(data.get("release_delay") or 0.0),
+            release_delay=None if release_delay is None else float(release_delay),
+            chaos=bool(data.get("chaos", False)),
             seed=data.get("seed"),
         )
+
+
+def parse_unavailable(items: list[Any]) -> set[tuple[str, str]]:
+    """`[["cx*", "fsn1"], "cax11@nbg1"]`: pairs, or the CLI's TYPE@LOCATION form."""
+    pairs = set()
+    for item in items:
+        if isinstance(item, str):
+            server_type, sep, location = item.partition("@")
+            if not sep or not server_type or not location:
+                raise ValueError(f"{item!r} is not TYPE@LOCATION")
+        else:
+            server_type, location = item
+        pairs.add((str(server_type), str(location)))
+    return pairs
 
 
 def parse_http_fault(text: str) -> HttpFault:
@@ -199,13 +250,14 @@ def availability_profile(name: str | None) -> set[tuple[str, str]]:
 
 def chaos_faults() -> list[HttpFault]:
     """`--chaos`: what a rough day of the real API looks like, on every path at low rates —
-    5xx of each kind (hcloud-python retries only some: hetzner-reality.md), 429s, gateway
-    timeouts after a wait, and slow answers. Reproducible with `seed`."""
+    5xx of each kind (hcloud-python retries only some: hetzner-reality.md), 429s in short
+    bursts, gateway timeouts after a wait, and slow answers. Reproducible with `seed` for the
+    same sequence of requests."""
     return [
         HttpFault(status=500, rate=0.01),
         HttpFault(status=502, rate=0.01),
         HttpFault(status=503, rate=0.02),
         HttpFault(status=504, rate=0.01, delay=2.0),
-        HttpFault(status=429, rate=0.02),
+        HttpFault(status=429, rate=0.01, burst=3),
         HttpFault(status=SLOW, rate=0.05, delay=1.5),
     ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..faults import Faults
+from ..faults import Faults, availability_profile, parse_unavailable
 from ..model.errors import ApiError
 from ..model.world import Limits
 from .common import WORLD, body_of
@@ -104,6 +104,48 @@ async def set_faults(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=str(exc)) from None
     request.app[WORLD].faults = faults
     return _json(faults.to_json())
+
+
+@routes.patch(PREFIX + "/faults")
+async def update_faults(request: web.Request) -> web.Response:
+    """Change only the given parts (e.g. `{"release_delay": 8}`), keep the rest."""
+    _check_admin(request)
+    world = request.app[WORLD]
+    try:
+        faults = Faults.from_json({**world.faults.to_json(), **await _body(request)})
+    except (TypeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    world.faults = faults
+    return _json(faults.to_json())
+
+
+@routes.get(PREFIX + "/availability")
+async def get_availability(request: web.Request) -> web.Response:
+    _check_admin(request)
+    return _json(_availability(request.app[WORLD].faults))
+
+
+@routes.put(PREFIX + "/availability")
+async def set_availability(request: web.Request) -> web.Response:
+    """`{"unavailable": ["cx*@fsn1", ["cax11", "nbg1"]], "profile": "2026-eu-shortage"}`
+    replaces what cannot be ordered (both optional; `{}` makes everything orderable again).
+    The other faults stay as they are."""
+    _check_admin(request)
+    body = await _body(request)
+    faults = request.app[WORLD].faults
+    try:
+        unknown = set(body) - {"unavailable", "profile"}
+        if unknown:
+            raise ValueError(f"unknown availability settings: {', '.join(sorted(unknown))}")
+        pairs = parse_unavailable(list(body.get("unavailable") or []))
+        faults.unavailable = pairs | availability_profile(body.get("profile"))
+    except (TypeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return _json(_availability(faults))
+
+
+def _availability(faults: Faults) -> dict[str, Any]:
+    return {"unavailable": [list(pair) for pair in sorted(faults.unavailable)]}
 
 
 @routes.put(PREFIX + "/projects/{token}/rate_limit")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..faults import SLOW
+from ..faults import NO_ANSWER, SLOW
 from ..model.errors import ApiError
 from ..model.world import World
 from . import actions, admin, catalog, resources, servers
@@ -56,6 +56,7 @@ class RequestLog:
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log", RequestLog)
 RATE_LIMITERS: web.AppKey[dict[int, RateLimiter]] = web.AppKey("rate_limiters", dict)
 ADMIN_TOKEN: web.AppKey[str] = web.AppKey("admin_token", str)
+NO_ANSWER_KEY = "no_answer"  # request key: an injected fault closed the connection
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -97,6 +98,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         response = _error(ApiError("server_error", "internal error in the local Hetzner"))
     response.headers["X-Correlation-Id"] = correlation
     project = request.get(PROJECT_KEY)
+    status = NO_ANSWER if request.get(NO_ANSWER_KEY) else response.status
     request.app[REQUEST_LOG].add(
         RequestRecord(
             time=started,
@@ -105,7 +107,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             query=request.query_string,
             token=_bearer(request),
             project_id=getattr(project, "id", None),
-            status=response.status,
+            status=status,
         )
     )
     return response
@@ -136,6 +138,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if fault is not None:
         if fault.delay > 0:
             await asyncio.sleep(fault.delay)
+        if fault.status == NO_ANSWER:
+            return _no_answer(request)
         if fault.status != SLOW:
             raise ApiError(fault.code, f"injected fault: {fault.code}")
     if world.latency.api_request > 0:
@@ -143,6 +147,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     response = await handler(request)
     response.headers.update(headers)
     return response
+
+
+def _no_answer(request: web.Request) -> web.Response:
+    """A request that times out: the connection closes and nothing is sent back (aiohttp
+    drops the response quietly); the request log records status 0."""
+    request[NO_ANSWER_KEY] = True
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=504)
 
 
 def make_app(world: World, admin_token: str) -> web.Application:

@@ -354,9 +354,11 @@ def delete(world: World, project: Project, server_id: int) -> Action:
     )
     del project.servers[server.id]
     project.deleting.add(server.id)
-    release = world.faults.release_delay or world.latency.release_delay
-    if release > 0:
-        until = time.monotonic() + world.latency.delete_server + release
+    release = world.faults.release_delay
+    if release is None:
+        release = world.latency.release_delay
+    held: list[tuple[str, int]] = []
+    if release > 0:  # held while the delete runs, and `release` seconds after it ended
         held = [("networks", nid) for nid in server.private_net]
         held += [
             ("placement_groups", g.id)
@@ -365,7 +367,7 @@ def delete(world: World, project: Project, server_id: int) -> Action:
         ]
         held += [("firewalls", f.id) for f in project.firewalls.values() if f.applies_to(server)]
         for key in held:
-            project.held_until[key] = max(project.held_until.get(key, 0.0), until)
+            project.held_by.setdefault(key, set()).add(server.id)
     for network_id in list(server.private_net):
         network = project.networks.get(network_id)
         if network is not None:
@@ -388,7 +390,14 @@ def delete(world: World, project: Project, server_id: int) -> Action:
             world.untrack_server(server.id)
             world.release_public_ipv4(server.public_ipv4)
 
-    world.runner.run(action, destroy)
+    def let_go() -> None:
+        until = time.monotonic() + release
+        for key in held:
+            project.held_by.get(key, set()).discard(server.id)
+            project.held_until[key] = max(project.held_until.get(key, 0.0), until)
+
+    # the hold ends `release` seconds after the delete action ends (as a client sees it end)
+    world.runner.run(action, destroy, on_success=let_go, on_error=let_go)
     return action
 
 

@@ -47,8 +47,10 @@ class Project:
     actions: dict[int, Action] = field(default_factory=dict)
     # servers deleted but whose machines are still being torn down
     deleting: set[int] = field(default_factory=set)
-    # (kind, id) -> monotonic time until which deleting it answers resource_in_use: what a
-    # deleted server was attached to, for `Faults.release_delay` seconds
+    # what a deleted server was attached to answers resource_in_use on delete while the
+    # server's delete runs (held_by: (kind, id) -> server ids) and until a monotonic time
+    # `Faults.release_delay` seconds after it ended (held_until)
+    held_by: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     held_until: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def check_limit(self, kind: str, current: int) -> None:
@@ -152,7 +154,8 @@ class World:
 
 def check_released(project: Project, kind: str, resource_id: int, what: str) -> None:
     """422 resource_in_use while a server that was attached to it is still being let go."""
-    until = project.held_until.get((kind, resource_id), 0.0)
-    if until > time.monotonic():
+    key = (kind, resource_id)
+    if project.held_by.get(key) or project.held_until.get(key, 0.0) > time.monotonic():
         raise ApiError("resource_in_use", f"{what} is still in use by a deleted server")
-    project.held_until.pop((kind, resource_id), None)
+    project.held_by.pop(key, None)
+    project.held_until.pop(key, None)
