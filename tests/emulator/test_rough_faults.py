@@ -139,3 +139,13 @@ def test_burst_fault_from_the_admin_api(api_hetzner: LocalHetzner, token: str) -
     faults = api_hetzner.control.faults()
     assert faults["http"][0]["burst"] == 3 and faults["http"][0]["count"] == 0
     assert faults["release_delay"] == 1  # update_faults kept it
+
+
+def test_no_answer_from_the_command_line() -> None:
+    """`--fault PATH:0:RATE:DELAY` (here through LocalHetzner's `faults=`)."""
+    with api_only(faults=["^/locations$:0:1:0.5"]) as hetzner:
+        token = hetzner.control.new_project()
+        assert hetzner.control.faults()["http"][0]["status"] == 0
+        with pytest.raises(requests.ConnectionError):
+            get(hetzner, token, "/locations")
+        assert get(hetzner, token, "/datacenters").status_code == 200
