@@ -143,20 +143,22 @@ def _dry_run(kwargs: dict[str, Any], output: str) -> None:
     """The same checks as a create, then the price; nothing is made, no state is written."""
     from ..cluster.estimate import estimate_cluster
 
-    kwargs = {k: v for k, v in kwargs.items() if k != "name"}
+    kwargs = dict(kwargs)
     cost = estimate_cluster(kwargs.pop("n_workers"), **kwargs)
     if output == "json":
         common.emit_json(cost.as_dict())
         return
+    workers = f"{cost.workers} worker{'' if cost.workers == 1 else 's'}"
+    click.echo(f"a cluster of 1 scheduler + {workers} in {cost.location} would cost (gross):")
+    per_hour, per_month = f"{cost.currency}/h", f"{cost.currency}/month"
     common.table(
-        ["", "count", f"{cost.currency}/h", f"{cost.currency}/month"],
+        ["", "count", per_hour, per_month],
         [[p["what"], p["count"], f"{p['hourly']:.4f}", f"{p['monthly']:.2f}"] for p in cost.parts],
-        title=f"a cluster of 1 scheduler + {cost.workers} workers in {cost.location} would cost",
-        right=["count", f"{cost.currency}/h", f"{cost.currency}/month"],
+        right=["count", per_hour, per_month],
     )
     click.echo(
         f"total: {cost.price_hourly:.4f} {cost.currency} per hour, at most "
-        f"{cost.price_monthly:.2f} {cost.currency} per month (gross; nothing was created)"
+        f"{cost.price_monthly:.2f} {cost.currency} per month (nothing was created)"
     )
 
 
@@ -287,7 +289,7 @@ def _summary(cluster: HetznerCluster, n: int, started: float, waited: bool) -> d
         "scheduler_address": f"tls://{scheduler.server.public_ip}:{s.scheduler_port}",
         "dashboard_command": f"scherbelberg dashboard {cluster.name}",
         "client_command": f"scherbelberg client {cluster.name}",
-        "price_hourly": None if hourly is None else round(hourly, 4),
+        "price_hourly": None if hourly is None else round(hourly, 6),
         "seconds": round(time.time() - started, 1),
     }
 
