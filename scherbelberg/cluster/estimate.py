@@ -1,7 +1,9 @@
 """The price of a cluster before it exists: `HetznerCluster.estimate(...)`, `create --dry-run`.
 
-The same checks and choices as a real start (token, location, server types that can be
-ordered now, image), then `/pricing`; no resource is made and no local state is written.
+The same checks and choices as a real start — arguments (dask-cloudprovider's names too), the
+cluster name, settings, TTL/idle timeout/reaper, token, location, server types that can be
+ordered now, the image for each architecture — then `/pricing`. No resource is made and no
+local state is written.
 """
 
 from __future__ import annotations
@@ -11,24 +13,34 @@ import concurrent.futures
 import inspect
 from typing import Any
 
+from .. import config
 from ..hetzner import capacity, catalog, pricing
+from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
+from . import compat, lifetime
 from . import settings as settings_module
-from .compat import check_worker_count
+from .state import ClusterState, validate_cluster_name
 
 
 async def estimate_cluster_async(n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
-    check_worker_count(n_workers, "n_workers")
-    token, endpoint = kwargs.pop("token", None), kwargs.pop("endpoint", None)
+    compat.check_worker_count(n_workers, "n_workers")
+    kwargs = compat.translate(kwargs, _cluster_arguments())
+    name = kwargs.get("name")
+    if name is not None and validate_cluster_name(name) in ClusterState.list_names():
+        raise ConfigError(f"a cluster named {name!r} exists already (attach with from_existing)")
     known_settings = inspect.signature(settings_module.resolve).parameters
     s = settings_module.resolve(**{k: v for k, v in kwargs.items() if k in known_settings})
-    session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
-    place = await catalog.location(session, s.location)
+    lifetime.resolve(kwargs.get("ttl"), kwargs.get("idle_timeout"), kwargs.get("reaper"))
+    lifetime.parse_duration(config.get("creation-lease"), "creation-lease")
+    session = HetznerSession(
+        resolve_token(kwargs.get("token")), resolve_endpoint(kwargs.get("endpoint"))
+    )
+    place = await catalog.location(session, s.location)  # the first request proves the token
     known = await capacity.load(session)
     choice = capacity.choose(known, [s.scheduler_wish, s.worker_wish], place.name)
     scheduler = known.info(choice.types["scheduler"], choice.location)
     worker = known.info(choice.types["worker"], choice.location)
-    await catalog.image(session, s.image_name, scheduler.architecture)  # as a start would
+    await catalog.images_for(session, s.image_name, {"scheduler": scheduler, "worker": worker})
     ipv4 = await pricing.ipv4_price(session, choice.location)
     return pricing.estimate(scheduler, worker, n_workers, choice.location, ipv4)
 
@@ -41,3 +53,12 @@ def estimate_cluster(n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
         return asyncio.run(estimate_cluster_async(n_workers, **kwargs))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, estimate_cluster_async(n_workers, **kwargs)).result()
+
+
+def _cluster_arguments() -> list[str]:
+    """HetznerCluster's own keyword names: a misspelt one fails here as it would there."""
+    from .hetzner_cluster import HetznerCluster
+
+    parameters = inspect.signature(HetznerCluster.__init__).parameters
+    skip = ("self", "n_workers")
+    return [n for n, p in parameters.items() if n not in skip and p.kind is not p.VAR_KEYWORD]

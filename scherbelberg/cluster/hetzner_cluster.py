@@ -298,6 +298,13 @@ class HetznerCluster(VMCluster):
 
         return estimate_cluster(n_workers, **kwargs)
 
+    @classmethod
+    async def estimate_async(cls, n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
+        """`estimate`, awaited in the caller's event loop."""
+        from .estimate import estimate_cluster_async
+
+        return await estimate_cluster_async(n_workers, **kwargs)
+
     def _ssh_key_labels(self) -> dict[str, str]:
         return labels.for_resource(self.name, "ssh-key", self.settings.labels)
 
@@ -410,13 +417,9 @@ class HetznerCluster(VMCluster):
         await self._images_for_types()
 
     async def _images_for_types(self) -> None:
-        s, session = self.settings, self.session
-        by_architecture: dict[str, catalog.ImageInfo] = {}
-        for role, server_type in (("scheduler", s.scheduler_type), ("worker", s.worker_type)):
-            arch = server_type.architecture
-            if arch not in by_architecture:
-                by_architecture[arch] = await catalog.image(session, s.image_name, arch)
-            self.images[role] = by_architecture[arch]
+        s = self.settings
+        types = {"scheduler": s.scheduler_type, "worker": s.worker_type}
+        self.images.update(await catalog.images_for(self.session, s.image_name, types))
 
     def fallback_type(self, role: str, refused_type: str, location: str) -> tuple[str, str] | None:
         """After 412 resource_unavailable (capacity went between the catalog read and the

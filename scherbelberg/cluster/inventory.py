@@ -59,11 +59,14 @@ class Node:
     created: float  # epoch seconds
     price_hourly: float | None  # gross EUR: the server and its primary IPv4 address
     price_monthly: float | None
+    ipv4_hourly: float = 0.0  # the address's share of the two prices above
+    ipv4_monthly: float = 0.0
 
     def add_ipv4(self, price: pricing.Ipv4Price | None) -> None:
         """Count the server's primary IPv4 address into its price."""
         if price is None or self.public_ip is None:
             return
+        self.ipv4_hourly, self.ipv4_monthly = price.hourly, price.monthly
         if self.price_hourly is not None:
             self.price_hourly += price.hourly
         if self.price_monthly is not None:
@@ -75,7 +78,13 @@ class Node:
     def cost_so_far(self, now: float | None = None) -> float | None:
         if self.price_hourly is None:
             return None
-        return cost_so_far(self.age_hours(now), self.price_hourly, self.price_monthly)
+        # Hetzner caps the server's month and the address's month each at its own price
+        hours = self.age_hours(now)
+        server_monthly = (
+            None if self.price_monthly is None else self.price_monthly - self.ipv4_monthly
+        )
+        server = cost_so_far(hours, self.price_hourly - self.ipv4_hourly, server_monthly)
+        return server + cost_so_far(hours, self.ipv4_hourly, self.ipv4_monthly)
 
     def as_dict(self, now: float | None = None) -> dict[str, Any]:
         return {
@@ -363,4 +372,4 @@ async def _all(session: HetznerSession, kind: str) -> list[dict[str, Any]]:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    return None if value is None else round(value, pricing.DIGITS)

@@ -64,12 +64,6 @@ class Settings:
         # leave a little for the OS, as on any VM of that size
         return f"{self.worker_type.memory_gb * 0.9 / self.worker_processes:.2f}GB"
 
-    @property
-    def hourly_price(self) -> float | None:
-        """Gross EUR per hour for the scheduler and one worker (None if unknown)."""
-        prices = (self.scheduler_type.price_hourly, self.worker_type.price_hourly)
-        return None if None in prices else float(sum(p or 0.0 for p in prices))
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "location": str(self.location),

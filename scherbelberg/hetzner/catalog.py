@@ -171,3 +171,18 @@ async def image(session: HetznerSession, name: str | int, architecture: str) -> 
         raise ConfigError(f"unknown image {text!r}{source} for architecture {architecture}")
     data = body["images"][0]
     return ImageInfo(int(data["id"]), data["name"], architecture)
+
+
+async def images_for(
+    session: HetznerSession, name: str | int, types: dict[str, ServerTypeInfo]
+) -> dict[str, ImageInfo]:
+    """The image for each role's server type: one look-up per architecture (a start and a dry
+    run check the same, so an x86 snapshot with an arm worker fails both)."""
+    by_architecture: dict[str, ImageInfo] = {}
+    found = {}
+    for role, server_type in types.items():
+        arch = server_type.architecture
+        if arch not in by_architecture:
+            by_architecture[arch] = await image(session, name, arch)
+        found[role] = by_architecture[arch]
+    return found

@@ -2,7 +2,8 @@
 
 Why a module: Hetzner bills each server and, per hour, each server's primary IPv4 address
 (hetzner-reality.md, "Billing"); a price that leaves the addresses out is too low. Gross prices
-(what users pay), in the currency the API answers with.
+(what users pay), in the currency the API answers with. The one place that adds them up: the
+dry run, `HetznerCluster.estimate`, the line a cluster logs at start and `create`'s summary.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from .catalog import ServerTypeInfo
 from .session import HetznerSession
+
+DIGITS = 6  # Hetzner's gross hourly prices have 6 significant decimals (0.001071)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Estimate:
     workers: int
     currency: str
     price_hourly: float
-    price_monthly: float
+    price_monthly: float  # Hetzner caps each server's and address's month at this price
     parts: list[dict[str, Any]]  # {"what", "count", "hourly", "monthly"} per line
 
     def as_dict(self) -> dict[str, Any]:
@@ -40,6 +43,16 @@ class Estimate:
 
 async def ipv4_prices(session: HetznerSession) -> dict[str, Ipv4Price]:
     """The gross price of one primary IPv4 address, per location (one request)."""
+    return (await _read(session))[1]
+
+
+async def ipv4_price(session: HetznerSession, location: str) -> Ipv4Price:
+    """One primary IPv4 address in `location` (0 if the API lists none there)."""
+    currency, found = await _read(session)
+    return found.get(location, Ipv4Price(0.0, 0.0, currency))
+
+
+async def _read(session: HetznerSession) -> tuple[str, dict[str, Ipv4Price]]:
     body = await session.request("reading prices", "GET", "/pricing")
     pricing = body.get("pricing", {})
     currency = str(pricing.get("currency", "EUR"))
@@ -52,39 +65,36 @@ async def ipv4_prices(session: HetznerSession) -> dict[str, Ipv4Price]:
                     float(price["price_monthly"]["gross"]),
                     currency,
                 )
-    return found
-
-
-async def ipv4_price(session: HetznerSession, location: str) -> Ipv4Price:
-    """One primary IPv4 address in `location` (0 if the API lists none there)."""
-    return (await ipv4_prices(session)).get(location, Ipv4Price(0.0, 0.0))
+    return currency, found
 
 
 def estimate(
     scheduler: ServerTypeInfo, worker: ServerTypeInfo, workers: int, location: str, ipv4: Ipv4Price
 ) -> Estimate:
-    """Servers plus one IPv4 address each, per hour and per month (Hetzner caps a month)."""
+    """Servers plus one IPv4 address each, per hour and per month. Totals from the exact
+    prices (rounding each line first could be off in the 4th decimal)."""
     parts = [
-        _part(f"scheduler {scheduler.name}", 1, scheduler.price_hourly, scheduler.price_monthly),
-        _part(f"worker {worker.name}", workers, worker.price_hourly, worker.price_monthly),
-        _part("primary IPv4 address", workers + 1, ipv4.hourly, ipv4.monthly),
+        (f"scheduler {scheduler.name}", 1, scheduler.price_hourly, scheduler.price_monthly),
+        (f"worker {worker.name}", workers, worker.price_hourly, worker.price_monthly),
+        ("primary IPv4 address", workers + 1, ipv4.hourly, ipv4.monthly),
     ]
+    hourly = sum(count * (price or 0.0) for _, count, price, _ in parts)
+    monthly = sum(count * (price or 0.0) for _, count, _, price in parts)
     return Estimate(
         location=location,
         scheduler_server_type=scheduler.name,
         worker_server_type=worker.name,
         workers=workers,
         currency=ipv4.currency,
-        price_hourly=round(sum(p["hourly"] for p in parts), 4),
-        price_monthly=round(sum(p["monthly"] for p in parts), 2),
-        parts=parts,
+        price_hourly=round(hourly, DIGITS),
+        price_monthly=round(monthly, DIGITS),
+        parts=[
+            {
+                "what": what,
+                "count": count,
+                "hourly": round(count * (h or 0.0), DIGITS),
+                "monthly": round(count * (m or 0.0), DIGITS),
+            }
+            for what, count, h, m in parts
+        ],
     )
-
-
-def _part(what: str, count: int, hourly: float | None, monthly: float | None) -> dict[str, Any]:
-    return {
-        "what": what,
-        "count": count,
-        "hourly": round(count * (hourly or 0.0), 4),
-        "monthly": round(count * (monthly or 0.0), 4),
-    }
