@@ -257,7 +257,7 @@ async def catalog(session: HetznerSession) -> dict[str, list[dict[str, Any]]]:
     from ..hetzner import capacity
 
     known = await capacity.load(session)
-    locations = await _all(session, "locations")
+    locations = await infra.list_all(session, "locations")
     types = []
     for data in known.types.values():
         deprecation = data.get("deprecation") or None
@@ -357,18 +357,6 @@ def _only(kind: str, resource_id: int) -> infra.Infra:
     else:
         known.ssh_key_id = resource_id
     return known
-
-
-async def _all(session: HetznerSession, kind: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    page: int | None = 1
-    while page is not None:
-        body = await session.request(
-            f"listing {kind}", "GET", f"/{kind}", params={"page": page, "per_page": 50}
-        )
-        items += body.get(kind, [])
-        page = body.get("meta", {}).get("pagination", {}).get("next_page")
-    return items
 
 
 def _round(value: float | None) -> float | None:

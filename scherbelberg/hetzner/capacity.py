@@ -23,6 +23,7 @@ from typing import Any
 from ..config import Sourced
 from .catalog import ServerTypeInfo, server_type_info
 from .errors import ConfigError, HetznerError
+from .infra import list_all
 from .session import HetznerSession
 
 
@@ -128,11 +129,11 @@ class Choice:
 
 async def load(session: HetznerSession) -> Catalog:
     """Types, locations and availability (three listings; every request counts)."""
-    types = {t["name"]: t for t in await _all(session, "server_types")}
-    zones = {loc["name"]: loc["network_zone"] for loc in await _all(session, "locations")}
+    types = {t["name"]: t for t in await list_all(session, "server_types")}
+    zones = {loc["name"]: loc["network_zone"] for loc in await list_all(session, "locations")}
     catalog = Catalog(types, zones)
     try:
-        datacenters = await _all(session, "datacenters")
+        datacenters = await list_all(session, "datacenters")
     except HetznerError as exc:
         if exc.code not in ("not_found", 404, 410, "gone"):
             raise
@@ -208,18 +209,3 @@ def _deprecated(data: dict[str, Any], location: str) -> bool:
 def _price(data: dict[str, Any], location: str) -> float:
     price = next((p for p in data.get("prices", []) if p["location"] == location), None)
     return float(price["price_hourly"]["gross"]) if price else float("inf")
-
-
-async def _all(session: HetznerSession, kind: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    page: int | None = 1
-    while page is not None:
-        body = await session.request(
-            f"listing {kind.replace('_', ' ')}",
-            "GET",
-            f"/{kind}",
-            params={"page": page, "per_page": 50},
-        )
-        items += body.get(kind, [])
-        page = body.get("meta", {}).get("pagination", {}).get("next_page")
-    return items

@@ -114,14 +114,21 @@ async def new_placement_group(
 
 
 async def list_labelled(session: HetznerSession, kind: str, selector: str) -> list[dict[str, Any]]:
+    return await list_all(session, kind, {"label_selector": selector})
+
+
+async def list_all(
+    session: HetznerSession, kind: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every `kind` the API lists (with `params`), page after page."""
     items: list[dict[str, Any]] = []
     page: int | None = 1
     while page is not None:
         body = await session.request(
-            f"listing {kind}",
+            f"listing {kind.replace('_', ' ')}",
             "GET",
             f"/{kind}",
-            params={"label_selector": selector, "page": page, "per_page": 50},
+            params={**(params or {}), "page": page, "per_page": 50},
         )
         items.extend(body.get(kind, []))
         page = body.get("meta", {}).get("pagination", {}).get("next_page")
