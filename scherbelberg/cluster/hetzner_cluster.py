@@ -244,6 +244,8 @@ class HetznerCluster(VMCluster):
         # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
         await self._resolve_types_and_images(location.name)
+        if s.image_note:
+            self._log(f"cluster {self.name}: {s.image_note}")
         sources = s.allowed_sources or [f"{await self._client_address()}/32"]
         self.ssh_private_key, ssh_public = ssh.generate_ed25519()
         self.ca = ClusterCA.generate(self.name)

@@ -15,6 +15,7 @@ from ..bootstrap.env import EnvSpec, client_env_spec
 from ..hetzner.capacity import Requirement, Wish
 from ..hetzner.catalog import ServerTypeInfo
 from ..hetzner.errors import ConfigError
+from . import system_image
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Settings:
     worker_processes: int
     nthreads_override: int | None
     memory_override: str | None
+    # why `image_name` is what it is, when `image: auto` chose it (printed at start)
+    image_note: str | None = None
     # where each checked setting came from: "argument location=", "the default; …" (for errors)
     sources: dict[str, str] = field(default_factory=dict)
     # filled by the catalog checks
@@ -137,17 +140,27 @@ def resolve(
     if nthreads is not None:
         nthreads = _count(nthreads, "worker threads", sources["worker.nthreads"])
     merged_timeouts = {**config.get("timeouts"), **(timeouts or {})}
+    env = client_env_spec(
+        method=method,
+        extra_packages=tuple(config.get("env.extra-packages", extra_packages) or ()),
+        index_url=config.get("pip-index-url", pip_index_url),
+        preinstalled=bool(config.get("env.preinstalled", preinstalled)),
+    )
+    image_name = text("image", image, "image", "image")
+    image_note = None
+    if image_name == system_image.AUTO:
+        chosen = system_image.choose(env.python)
+        image_note = f"image {chosen.name}: {chosen.reason}"
+        image_name = config.Sourced(
+            chosen.name, "image", f"{image_name.source} (auto: {chosen.reason})"
+        )
     return Settings(
         location=text("location", location, "location", "location"),
         scheduler_wish=_wish("scheduler", get, scheduler_server_type, sources),
         worker_wish=_wish("worker", get, worker_server_type, sources),
-        image_name=text("image", image, "image", "image"),
-        env=client_env_spec(
-            method=method,
-            extra_packages=tuple(config.get("env.extra-packages", extra_packages) or ()),
-            index_url=config.get("pip-index-url", pip_index_url),
-            preinstalled=bool(config.get("env.preinstalled", preinstalled)),
-        ),
+        image_name=image_name,
+        image_note=image_note,
+        env=env,
         network_cidr=cidr,
         allowed_sources=config.get("allowed-sources", allowed_sources),
         client_address_url=str(config.get("client-address-url", client_address_url)),

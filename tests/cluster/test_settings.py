@@ -6,6 +6,7 @@ import dask.config
 import pytest
 
 from scherbelberg import config  # noqa: F401 - registers the defaults
+from scherbelberg.cluster import system_image
 from scherbelberg.cluster.settings import resolve
 from scherbelberg.hetzner.errors import ConfigError
 
@@ -16,8 +17,37 @@ def test_defaults_are_requirements_and_a_supported_image() -> None:
     assert settings.scheduler_wish.names == () and settings.worker_wish.names == ()
     assert str(settings.scheduler_wish.requirement) == "2+ cores, 4+ GB, x86"
     assert str(settings.worker_wish.requirement) == "4+ cores, 8+ GB, x86"
-    assert settings.image_name == "debian-12"
+    # image: auto picks the image whose system Python is the client's (3.11 here: debian-12)
+    assert settings.image_name == system_image.choose(settings.env.python).name
     assert settings.env.method == "pip"
+
+
+@pytest.mark.parametrize(
+    ("python", "image", "installs_python"),
+    [
+        ("3.11", "debian-12", False),
+        ("3.13", "debian-13", False),
+        ("3.12", "ubuntu-24.04", False),
+        ("3.14", "debian-13", True),
+    ],
+)
+def test_auto_image_by_client_python(python: str, image: str, installs_python: bool) -> None:
+    """Most nodes install no interpreter; the choice says why (issue 10)."""
+    chosen = system_image.choose(python)
+    assert chosen.name == image
+    assert ("uv-managed" in chosen.reason) is installs_python
+    assert python in chosen.reason
+
+
+def test_auto_image_is_said_and_stored_as_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system_image, "SYSTEM_PYTHONS", {"debian-12": "3.0"})
+    settings = resolve()
+    assert settings.image_name == system_image.FALLBACK
+    assert settings.image_note is not None and "uv-managed" in settings.image_note
+    assert "auto" in settings.image_name.source  # type: ignore[attr-defined]
+    assert settings.as_dict()["image"] == system_image.FALLBACK
+    explicit = resolve(image="debian-12")
+    assert explicit.image_name == "debian-12" and explicit.image_note is None
 
 
 @pytest.mark.parametrize(
