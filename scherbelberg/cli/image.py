@@ -75,6 +75,7 @@ def build_command(
             allowed_sources=s.allowed_sources,
             client_address_url=s.client_address_url,
             action_deadline=s.timeouts["action"],
+            snapshot_deadline=s.timeouts["snapshot"],
             extra_labels=s.labels,
             progress=lambda message: err.print(message),
         )

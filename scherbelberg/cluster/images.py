@@ -39,14 +39,21 @@ log = logging.getLogger(__name__)
 ROLE = "env-image-builder"
 ENV_IMAGE = f"{labels.PREFIX}/env-image"  # label on the snapshot: env_hash(env)
 STOP_POLL = 2.0  # seconds between checks that the server is off
+# Snapshots of large disks or across locations have taken 15-60 minutes on Hetzner;
+# terraform-provider-hcloud waits 90 (its PR #392; hetzner-reality.md, "Release lag").
+SNAPSHOT_SECONDS = 90 * 60.0
 
 # What must not travel into the clones: cloud-init's state (so each clone runs its own
-# user_data), the builder's bootstrap state and log, its SSH host keys and login keys.
+# user_data), the builder's bootstrap state and log, its SSH host keys, login keys and
+# machine-id. A Hetzner snapshot copies the disk as it is: nobody else resets these.
 CLEAN_COMMAND = (
     "set -e; cloud-init clean --logs; "
     f"rm -rf {STATE_DIR} {LOG_FILE.rsplit('/', 1)[0]} /usr/local/sbin/scherbelberg-bootstrap "
     f"{WAIT_COMMAND}; "
     "rm -f /etc/ssh/ssh_host_* /root/.ssh/authorized_keys; "
+    # an empty machine-id: systemd makes a new one at each clone's first boot
+    "truncate -s 0 /etc/machine-id; "
+    "[ -L /var/lib/dbus/machine-id ] || rm -f /var/lib/dbus/machine-id; "
     "rm -f /root/.bash_history; sync"
 )
 
@@ -124,14 +131,15 @@ async def build_env_image(
     allowed_sources: list[str] | None = None,
     client_address_url: str = "https://api.ipify.org",
     action_deadline: float = 300.0,
+    snapshot_deadline: float = SNAPSHOT_SECONDS,
     extra_labels: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> int:
     """Install `env` on a temporary server, snapshot it, return the snapshot's image id.
 
     `deadline` bounds the install (seconds, from the server's creation), `action_deadline`
-    each Hetzner action. Everything made on the way is deleted again, also on failure; the
-    snapshot only stays if it was made completely.
+    each Hetzner action but the snapshot, `snapshot_deadline` the snapshot. Everything made on
+    the way is deleted again, also on failure; the snapshot only stays if it was made completely.
     """
     from .hetzner_cluster import client_address
 
@@ -230,7 +238,7 @@ async def build_env_image(
         )
         image_id = int(body["image"]["id"])
         await session.wait_for_actions(
-            [int(body["action"]["id"])], deadline=action_deadline, doing=doing
+            [int(body["action"]["id"])], deadline=snapshot_deadline, doing=doing
         )
         done = True
         say(f"{name}: snapshot {image_id} ready")

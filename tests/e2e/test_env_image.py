@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from distributed import Client
@@ -19,11 +21,36 @@ from tests.cli.conftest import cli, cli_env
 from tests.e2e.conftest import Target
 
 
+class BuilderWatch(threading.Thread):
+    """Reads the image builder's machine-id from its disk while it runs (local Hetzner only:
+    the disk as a rescue system would see it), to compare with the clones'."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(daemon=True)
+        self.target, self.machine_id, self.done = target, "", threading.Event()
+
+    def run(self) -> None:
+        assert self.target.control is not None
+        servers = Path(self.target.control.info()["state_dir"]) / "servers"
+        client = self.target.hcloud()
+        while not self.done.is_set() and not self.machine_id:
+            for server in client.servers.get_all(label_selector=f"scherbelberg/role={images.ROLE}"):
+                try:
+                    text = (servers / str(server.id) / "upper/etc/machine-id").read_text()
+                except OSError:
+                    continue
+                self.machine_id = text.strip()
+            self.done.wait(0.5)
+
+
 def test_env_image_nodes_skip_the_install(target: Target) -> None:
     kwargs = target.cluster_kwargs
     session = HetznerSession(target.token, target.endpoint)
     env = client_env_spec(index_url=kwargs.get("pip_index_url"))
     messages: list[str] = []
+    watch = BuilderWatch(target)
+    if target.local:
+        watch.start()
 
     async def build() -> int:
         return await images.build_env_image(
@@ -38,8 +65,11 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
         )
 
     image_id = asyncio.run(build())
+    watch.done.set()
     try:
         assert any("snapshot" in m and "ready" in m for m in messages), messages
+        if target.local:
+            assert watch.machine_id, "the builder's machine-id was never seen"
         # the builder's server, key and firewall are gone already
         assert target.leftovers() == []
         assert asyncio.run(images.find_env_image(session, env)) == image_id
@@ -59,6 +89,8 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
             assert len(servers) == 2
             assert {s.image.id for s in servers if s.image is not None} == {image_id}
 
+            identities: dict[str, tuple[str, str]] = {}  # name: (machine-id, host key)
+
             async def bootstrap_logs() -> dict[str, str]:
                 logs = {}
                 for server in servers:
@@ -75,6 +107,11 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
                         _, keys, _ = await ssh.run(
                             conn, "cat /root/.ssh/authorized_keys", timeout=30
                         )
+                        _, ident, _ = await ssh.run(
+                            conn, "cat /etc/machine-id /etc/ssh/ssh_host_*_key.pub", timeout=30
+                        )
+                    machine_id, *host_keys = ident.strip().splitlines()
+                    identities[server.name] = (machine_id, "\n".join(host_keys))
                     logs[server.name] = out
                     assert len(keys.strip().splitlines()) == 1, keys
                 return logs
@@ -86,6 +123,13 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
                 for word in ("venv from", "uv pip install", "Installed ", "micromamba"):
                     assert word not in log, (name, word, log)
                 assert log.count("stage environment") == 1, (name, log)
+            # every clone is its own machine: its own machine-id and host keys (issue 10)
+            ids = [machine_id for machine_id, _ in identities.values()]
+            host_keys = [keys for _, keys in identities.values()]
+            assert len(set(ids)) == len(ids) == 2 and all(len(i) == 32 for i in ids), ids
+            assert len(set(host_keys)) == 2, host_keys
+            if target.local:
+                assert watch.machine_id not in ids, (watch.machine_id, ids)
     finally:
         asyncio.run(images.delete_env_image(session, image_id))
     assert asyncio.run(images.find_env_image(session, env)) is None

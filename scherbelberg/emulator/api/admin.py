@@ -56,6 +56,9 @@ async def info(request: web.Request) -> web.Response:
             "node_api_url": backend.api_url,  # the API as machines reach it
             "outside_netns": backend.outside_netns,
             "public_range": str(backend.public_range),
+            # where machines keep their disks (nspawn): for tests that look at a disk as a
+            # rescue system would
+            "state_dir": str(root) if (root := getattr(backend, "root", None)) else None,
             "projects": len(world.projects),
         }
     )

@@ -513,29 +513,18 @@ def _write_seed(upper: Path, spec: MachineSpec) -> None:
 
 
 def _copy_layer(upper: Path, dest: Path) -> None:
-    """Copy a server's upper layer (whiteouts and xattrs included) as a clean image layer."""
+    """Copy a server's upper layer (whiteouts and xattrs included) as a clean image layer.
+
+    As it is, like a Hetzner snapshot of a disk: machine-id, SSH host keys and cloud-init's
+    state travel unless whoever takes the snapshot resets them first (the product does, see
+    cluster/images.py). Only the NoCloud seed is dropped: it is this emulator's stand-in for
+    the metadata service, not part of the disk, and each new server gets its own.
+    """
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run(["cp", "-a", "--reflink=auto", f"{upper}/.", str(tmp)], check=True)
-    # Per-instance state must not travel: the next server is a new instance.
-    for rel in (
-        "var/lib/cloud/instances",
-        "var/lib/cloud/instance",
-        "var/lib/cloud/data",
-        "var/lib/cloud/sem",
-        "var/lib/cloud/seed",
-        "var/lib/cloud/handlers",
-    ):
-        p = tmp / rel
-        if p.is_symlink() or p.is_file():
-            p.unlink()
-        elif p.is_dir():
-            shutil.rmtree(p)
-    for key in (tmp / "etc" / "ssh").glob("ssh_host_*"):
-        key.unlink()
-    (tmp / "etc").mkdir(exist_ok=True)
-    (tmp / "etc" / "machine-id").write_text("")
+    shutil.rmtree(tmp / "var" / "lib" / "cloud" / "seed", ignore_errors=True)
     os.rename(tmp, dest)
 
 
