@@ -19,9 +19,11 @@ from . import common
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.live import Live
 
     from ..cluster.hetzner_cluster import HetznerCluster
     from ..cluster.nodes import HetznerNode
+    from ..cluster.timeline import Recorder
 
 STAGES = {  # the node's furthest event -> what it is doing now (in the order they happen)
     None: "requesting server",
@@ -71,6 +73,14 @@ ORDER = [stage for stage in STAGES if stage is not None]
     default=True,
     help="Wait until Dask is up (default), or only until every server is requested.",
 )
+@click.option(
+    "--timeline",
+    "timeline_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Draw the start (one row per node, its stages in time) to this PNG (or .svg/.pdf), "
+    "its records beside it as .json; also when the start fails. Needs scherbelberg[timeline].",
+)
 @common.output_option
 @common.api_options
 def create_command(
@@ -88,6 +98,7 @@ def create_command(
     reaper: str | None,
     dry_run: bool,
     wait: bool,
+    timeline_file: str | None,
     output: str,
     endpoint: str | None,
     token_env: str | None,
@@ -99,6 +110,8 @@ def create_command(
     """
     from ..cluster.state import generate_cluster_name, validate_cluster_name
 
+    if timeline_file is not None:
+        _check_timeline(timeline_file, dry_run, wait)
     name = validate_cluster_name(name or generate_cluster_name())
     kwargs: dict[str, Any] = {
         "n_workers": workers,
@@ -121,7 +134,7 @@ def create_command(
         return
     err = common.console(stderr=True)
     try:
-        summary = common.run(_create(kwargs, err, wait, output))
+        summary = common.run(_create(kwargs, err, wait, output, timeline_file))
     except KeyboardInterrupt:
         left = _left_over(kwargs, name)
         if left is None:
@@ -169,24 +182,62 @@ def _emit(summary: dict[str, Any], output: str) -> None:
         _print_summary(summary)
 
 
-async def _create(kwargs: dict[str, Any], err: Console, wait: bool, output: str) -> dict[str, Any]:
-    import asyncio
-
+async def _create(
+    kwargs: dict[str, Any], err: Console, wait: bool, output: str, timeline_file: str | None
+) -> dict[str, Any]:
     from rich.live import Live
 
     from ..cluster.hetzner_cluster import HetznerCluster
+    from ..cluster.timeline import Recorder
 
     cluster = HetznerCluster(asynchronous=True, shutdown_on_close=False, **kwargs)
     cluster.quiet = True  # its messages would mix into stdout (-o json); the summary says it
     started = time.time()
     n = kwargs["n_workers"]
+    recorder = Recorder(cluster, n) if timeline_file else None
     # transient: on failure only the one error line stays; the final table is printed below
     live = Live(_progress(cluster, n, started), console=err, refresh_per_second=4, transient=True)
+    try:
+        await _start_live(cluster, live, n, started, wait, recorder)
+    except BaseException as exc:  # a picture of where it stopped
+        if recorder is not None and timeline_file is not None:
+            _write_timeline(recorder, _outcome(exc), timeline_file, err)
+        raise
+    err.print(_progress(cluster, n, started))
+    if recorder is not None and timeline_file is not None:
+        _write_timeline(recorder, "ready", timeline_file, err)
+    summary = _summary(cluster, n, started, wait)
+    if not wait:
+        # every server exists and bootstraps on its own: mark the cluster complete (else
+        # `cleanup` would take it for an abandoned create) and leave at once, without
+        # cancelling the start (that would roll the cluster back) or closing anything
+        await cluster.mark_ready()
+        _emit(summary, output)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    await cluster.close()  # shutdown_on_close=False: only detaches
+    return summary
+
+
+async def _start_live(
+    cluster: HetznerCluster,
+    live: Live,
+    n: int,
+    started: float,
+    wait: bool,
+    recorder: Recorder | None,
+) -> None:
+    """Start the cluster, showing its progress, until ready (or all requested: --no-wait)."""
+    import asyncio
+
     with live:
 
         async def watch() -> None:
             while True:
                 live.update(_progress(cluster, n, started))
+                if recorder is not None:
+                    recorder.update()
                 if not wait and _all_requested(cluster, n):
                     return
                 await asyncio.sleep(0.25)
@@ -204,19 +255,42 @@ async def _create(kwargs: dict[str, Any], err: Console, wait: bool, output: str)
             raise
         finally:
             watcher.cancel()
-    err.print(_progress(cluster, n, started))
-    summary = _summary(cluster, n, started, wait)
-    if not wait:
-        # every server exists and bootstraps on its own: mark the cluster complete (else
-        # `cleanup` would take it for an abandoned create) and leave at once, without
-        # cancelling the start (that would roll the cluster back) or closing anything
-        await cluster.mark_ready()
-        _emit(summary, output)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    await cluster.close()  # shutdown_on_close=False: only detaches
-    return summary
+
+
+def _check_timeline(path: str, dry_run: bool, wait: bool) -> None:
+    """Before anything is made: a timeline needs a start to watch, and matplotlib."""
+    from ..cluster import timeline
+
+    if dry_run or not wait:
+        raise common.CliError(
+            "--timeline draws a start until ready: not with "
+            + ("--dry-run" if dry_run else "--no-wait")
+        )
+    try:
+        timeline.check_available(path)
+    except ValueError as exc:
+        raise common.CliError(str(exc)) from None
+
+
+def _outcome(exc: BaseException) -> str:
+    import asyncio
+
+    if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+        return "interrupted"
+    return f"failed: {common.one_line(exc)}"
+
+
+def _write_timeline(recorder: Recorder, outcome: str, path: str, err: Console) -> None:
+    """Draw what the recorder saw; a picture that cannot be written is a warning only."""
+    from ..cluster import timeline
+
+    try:
+        picture, records = timeline.write(recorder.snapshot(outcome), path)
+    except Exception as exc:
+        why = common.one_line(exc)
+        err.print(f"warning: could not write the timeline {path}: {why}", markup=False)
+        return
+    err.print(f"timeline: {picture} (records: {records})", soft_wrap=True, markup=False)
 
 
 async def _start(cluster: HetznerCluster) -> None:
