@@ -17,9 +17,11 @@ hotplug events: the boot-time scan (`hc-net-scan.service`) finds every private N
 the udev rule) and starts the unit without waiting for it (as udev would have); for a NIC plugged
 into a running server the emulator starts the unit inside the guest (`hotplug_command`), and
 before unplugging it stops the unit (`unplug_command`: what `BindsTo=` the device does on
-Hetzner). hc-utils' `ConditionPathExists=!/run/dhclient.<if>.pid` (not when ifupdown manages
-the NIC) is left out: nothing else manages NICs here, and a NIC plugged in again under the same
-name must get its DHCP try. The unit and script are written here, not copied from hc-utils.
+Hetzner). The scan lists NICs with `ip link`, not /sys/class/net: in an nspawn machine given a
+network namespace, /sys/class/net shows the host's interfaces. hc-utils'
+`ConditionPathExists=!/run/dhclient.<if>.pid` (not when ifupdown manages the NIC) is left out:
+nothing else manages NICs here, and a NIC plugged in again under the same name must get its
+DHCP try. The unit and script are written here, not copied from hc-utils.
 
 The image build calls `install_into(rootfs)` and installs `PACKAGES`; `RECIPE` goes into the
 image's recipe hash, so a change here builds new images.
@@ -66,9 +68,10 @@ _SCAN_SCRIPT = f"""\
 #!/bin/sh
 # scherbelberg emulator: start hc-net-ifup@<if> for every private NIC (MAC {MAC_PREFIX}..) that
 # has no IPv4 address yet, as udev's 81-hc-network-interfaces.rules does on Hetzner.
-for dev in /sys/class/net/*; do
-  name=${{dev##*/}}
-  case $(cat "$dev/address" 2>/dev/null) in {MAC_PREFIX}*) ;; *) continue ;; esac
+ip -o link show | while read -r _ name rest; do
+  name=${{name%:}}
+  name=${{name%@*}}
+  case $rest in *" link/ether {MAC_PREFIX}"*) ;; *) continue ;; esac
   [ -z "$(ip -4 -o addr show dev "$name")" ] || continue
   logger -t hc-ifscan "configuring $name"
   systemctl start --no-block "hc-net-ifup@$name.service"
