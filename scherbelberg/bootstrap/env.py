@@ -9,8 +9,10 @@ surfacing later as an obscure deserialization error.
 Three ways to get the environment onto a node:
 
 - `pip` (default): a venv at `prefix` made from the node's `python3.X`, `uv` installed into it
-  with pip, then everything installed with `uv pip install`. Without a matching `python3.X` on
-  the node, a standalone `uv` downloads a managed Python (needs internet).
+  with pip, then everything installed with `uv pip install`. Where the image lacks
+  python3.X-venv (Hetzner's debian-12), apt installs it first. Without a matching `python3.X`
+  on the node, `uv` comes from the package index (its wheel) and installs a managed Python:
+  python-build-standalone from GitHub, or what `python_downloads_json_url` lists.
 - `conda`: micromamba from conda-forge, the env created from `conda_channel`, extras with pip.
   Verified only on real Hetzner: conda-forge is out of reach of the tests and the local Hetzner.
 - `preinstalled`: the image already holds the env; only the checks run.
@@ -48,9 +50,7 @@ PINNED_DISTRIBUTIONS = (
 CONDA_NAMES = {"dask": "dask-core", "msgpack": "msgpack-python"}
 
 MICROMAMBA_URL = "https://micro.mamba.pm/api/micromamba/{platform}/latest"
-UV_RELEASE_URL = (
-    "https://github.com/astral-sh/uv/releases/{where}/uv-{arch}-unknown-linux-gnu.tar.gz"
-)
+PYPI_SIMPLE = "https://pypi.org/simple/"  # where a node gets uv when no index_url is given
 
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 _EXACT_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
@@ -63,7 +63,9 @@ class EnvSpec:
 
     `pins` are (distribution, exact version) pairs the node must match; `extra_packages` are
     requirement strings installed alongside ("xarray>=2024"). `uv_version` pins the uv that
-    the pip method installs on the node (None: the newest).
+    the pip method installs on the node (None: the newest). `python_downloads_json_url` is a
+    list of managed Pythons in uv's format (UV_PYTHON_DOWNLOADS_JSON_URL) for nodes without the
+    client's python3.X; None: uv's own list (python-build-standalone on GitHub).
     """
 
     method: Literal["pip", "conda"]
@@ -75,6 +77,7 @@ class EnvSpec:
     prefix: str = "/opt/scherbelberg/env"
     preinstalled: bool = False
     uv_version: str | None = None
+    python_downloads_json_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("pip", "conda"):
@@ -88,6 +91,9 @@ class EnvSpec:
             raise ValueError(f"prefix must be an absolute directory below /: {self.prefix!r}")
         if self.index_url is not None and urlsplit(self.index_url).scheme not in ("http", "https"):
             raise ValueError(f"index_url must be an http(s) URL: {self.index_url!r}")
+        downloads = self.python_downloads_json_url
+        if downloads is not None and urlsplit(downloads).scheme not in ("http", "https"):
+            raise ValueError(f"python_downloads_json_url must be an http(s) URL: {downloads!r}")
         if self.uv_version is not None and not _EXACT_VERSION.match(self.uv_version):
             raise ValueError(f"bad uv version {self.uv_version!r}")
         for requirement in self.extra_packages:
@@ -107,6 +113,7 @@ def client_env_spec(
     extra_packages: Iterable[str] = (),
     index_url: str | None = None,
     preinstalled: bool = False,
+    python_downloads_json_url: str | None = None,
 ) -> EnvSpec:
     """The environment the nodes need to work with this client: its Python, its versions."""
     pins = tuple(
@@ -122,6 +129,7 @@ def client_env_spec(
         index_url=index_url,
         preinstalled=preinstalled,
         uv_version=_installed_version("uv"),
+        python_downloads_json_url=python_downloads_json_url,
     )
 
 
@@ -255,22 +263,112 @@ def _verify(env: EnvSpec) -> str:
 # --- pip (uv) --------------------------------------------------------------------------------
 
 
+# uv from a package index (PyPI, or the mirror a node is given), for nodes without a usable
+# python3.X: the uv wheel holds the static uv binary. Runs under the image's own python3 (which
+# cloud-init needs, so every image has it) with the stdlib only: bare images have no pip. It
+# reads the index's PEP 503 page, takes the client's uv version (else the newest that is not
+# yanked) as a manylinux wheel for this machine, checks its sha256 and unpacks `uv`.
+# argv: index URL, uv version or "", destination file.
+_UV_FROM_INDEX_PY = """\
+import hashlib, html.parser, io, os, platform, re, sys, time, urllib.parse, urllib.request, zipfile
+index, want, dest = sys.argv[1:]
+m = platform.machine()
+arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(m)
+if arch is None:
+    sys.exit("scherbelberg: error: no uv wheel for " + m)
+def get(url):
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                return r.read()
+        except OSError as e:
+            if attempt == 4:
+                sys.exit("scherbelberg: error: could not fetch %s: %s" % (url, e))
+            time.sleep(2 ** attempt)
+class Links(html.parser.HTMLParser):
+    links = []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append((a["href"], "data-yanked" in a))
+page = index.rstrip("/") + "/uv/"
+parser = Links()
+parser.feed(get(page).decode())
+found = {}
+for href, yanked in parser.links:
+    url, _, fragment = urllib.parse.urljoin(page, href).partition("#")
+    name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+    w = re.fullmatch(r"uv-([0-9.]+)-py3-none-(.+)[.]whl", name)
+    sha = re.fullmatch(r"sha256=([0-9a-f]{64})", fragment)
+    if w and sha and "manylinux" in w.group(2) and w.group(2).endswith("_" + arch):
+        found[w.group(1)] = (url, sha.group(1), yanked, name)
+if want:
+    version = want
+else:
+    usable = [v for v, f in found.items() if not f[2]]
+    version = max(usable, key=lambda v: [int(p) for p in v.split(".")], default="")
+if version not in found:
+    sys.exit("scherbelberg: error: no uv %s wheel for %s at %s" % (want or "", arch, page))
+url, sha, _, name = found[version]
+data = get(url)
+if hashlib.sha256(data).hexdigest() != sha:
+    sys.exit("scherbelberg: error: %s does not have the sha256 the index names" % url)
+with zipfile.ZipFile(io.BytesIO(data)) as z:
+    members = [n for n in z.namelist() if n.endswith(".data/scripts/uv")]
+    if not members:
+        sys.exit("scherbelberg: error: no uv binary in " + name)
+    with open(dest, "wb") as f:
+        f.write(z.read(members[0]))
+os.chmod(dest, 0o755)
+print("scherbelberg: uv %s from %s (sha256 checked)" % (version, name))
+"""
+
+# apt-get with a deadline, for the bare images' apt branch. At first boot apt-daily and
+# unattended-upgrades may hold apt's locks: DPkg::Lock::Timeout makes `install` wait for the
+# dpkg lock, but `update` fails at once on the lists lock (apt 2.6: the timeout is not applied
+# there), and a mirror can fail a request; so every apt-get is retried until the deadline.
+_APT_GET = r"""apt_get() {
+  end=$(( $(date +%s) + {deadline} ))
+  until apt-get -q -o DPkg::Lock::Timeout=60 -o Acquire::Retries=3 "$@"; do
+    if [ "$(date +%s)" -ge "$end" ]; then
+      log "apt-get $1 still failing after {deadline} s: giving up"
+      return 1
+    fi
+    log "apt-get $1 failed (apt's lock held by apt-daily or unattended-upgrades?): again in 10 s"
+    sleep 10
+  done
+}
+"""
+APT_DEADLINE = 600  # seconds; unattended-upgrades at first boot can take minutes
+
+
 def _pip_install(env: EnvSpec) -> str:
-    """venv from the node's python3.X (or a uv-managed Python), uv into it, then uv pip."""
+    """venv from the node's python3.X (apt installs python3.X-venv where it is missing), uv
+    into it, then uv pip; without a usable python3.X, uv from the package index and a
+    uv-managed Python (from `python_downloads_json_url`'s list where given)."""
     uv = "uv" if env.uv_version is None else f"uv=={env.uv_version}"
-    where = "latest/download" if env.uv_version is None else f"download/{env.uv_version}"
-    uv_url = UV_RELEASE_URL.format(where=where, arch="$A")
     requirements = [f"{name}=={version}" for name, version in env.pins] + list(env.extra_packages)
     pip_index = _words(_pip_index_options(env))
     uv_index = _words(_uv_index_options(env))
     python_dir = posixpath.join(_tools_dir(env), "python")
+    index = env.index_url or PYPI_SIMPLE
+    downloads = ""
+    if env.python_downloads_json_url is not None:
+        downloads = f"""\
+  fetch {_q(env.python_downloads_json_url)} "$T/python-downloads.json" \\
+    || die "could not fetch the Python downloads list {env.python_downloads_json_url}"
+  export UV_PYTHON_DOWNLOADS_JSON_URL="$T/python-downloads.json"
+  log "uv's Python downloads: {env.python_downloads_json_url}"
+"""
     install = ""
     if requirements:
         install = (
             f'"$P/bin/uv" pip install --python "$P/bin/python"{uv_index}{_words(requirements)}'
             ' \\\n  || die "uv pip install failed (see above)"\n'
         )
-    return f"""\
+    return (
+        _APT_GET.replace("{deadline}", str(APT_DEADLINE))
+        + f"""\
 # pip method: venv + uv
 PY=$(command -v "python$V" || true)
 if [ -n "$PY" ] && ! "$PY" -c "import venv" >/dev/null 2>&1; then
@@ -279,11 +377,12 @@ if [ -n "$PY" ] && ! "$PY" -c "import venv" >/dev/null 2>&1; then
 fi
 fresh_prefix
 if [ -n "$PY" ] && ! "$PY" -m venv "$P"; then
-  log "python$V -m venv failed (no ensurepip?): trying to install python$V-venv"
+  log "python$V -m venv failed (Debian strips ensurepip): installing python$V-venv with apt"
   export DEBIAN_FRONTEND=noninteractive
-  if command -v apt-get >/dev/null 2>&1 && apt-get -q -o DPkg::Lock::Timeout=300 update \\
-    && apt-get -qy -o DPkg::Lock::Timeout=300 install "python$V-venv" \\
-    && "$PY" -m venv "$P"; then :
+  fresh_prefix
+  if command -v apt-get >/dev/null 2>&1 && apt_get update \\
+    && apt_get -y install "python$V-venv" && "$PY" -m venv "$P"; then
+    log "python$V-venv installed with apt"
   else
     log "no venv from python$V"
     rm -rf "$P"
@@ -294,22 +393,19 @@ if [ -n "$PY" ]; then
   log "venv from $PY at $P"
   "$P/bin/pip" install{pip_index} {_q(uv)} || die "could not install uv into $P"
 else
-  log "no usable python$V: a uv-managed Python $V instead (needs internet)"
-  case $(uname -m) in
-    x86_64|amd64) A=x86_64 ;;
-    aarch64|arm64) A=aarch64 ;;
-    *) die "no uv build for $(uname -m)" ;;
-  esac
+  log "no usable python$V: uv from the package index, then a uv-managed Python $V"
   T=$(mktemp -d)
-  fetch "{uv_url}" "$T/uv.tar.gz" || die "could not download uv"
-  tar -xzf "$T/uv.tar.gz" -C "$T" --strip-components=1 || die "could not unpack uv"
-  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
+  python3 -c {_q(_UV_FROM_INDEX_PY)} {_q(index)} {_q(env.uv_version or "")} "$T/uv" \\
+    || die "could not get uv from {index}"
+{downloads}  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
   "$T/uv" python install "$V" || die "uv python install $V failed"
   "$T/uv" venv --python "$V" "$P" || die "uv venv --python $V $P failed"
   install -m 0755 "$T/uv" "$P/bin/uv"
   rm -rf "$T"
+  log "venv from the uv-managed Python $("$P/bin/python" -V 2>&1) at $P"
 fi
 {install}"""
+    )
 
 
 # --- conda (micromamba) ----------------------------------------------------------------------

@@ -70,6 +70,7 @@ class HetznerCluster(VMCluster):
         extra_packages: list[str] | None = None,
         preinstalled: bool | None = None,
         pip_index_url: str | None = None,
+        python_downloads_json_url: str | None = None,
         worker_nthreads: int | None = None,
         worker_memory: str | None = None,
         worker_processes: int | None = None,
@@ -110,6 +111,9 @@ class HetznerCluster(VMCluster):
             network_cidr = network_cidr or stored.get("network_cidr")
             worker_processes = worker_processes or stored.get("worker_processes")
             pip_index_url = pip_index_url or stored.get("pip_index_url")
+            python_downloads_json_url = python_downloads_json_url or stored.get(
+                "python_downloads_json_url"
+            )
             client_address_url = client_address_url or stored.get("client_address_url")
             extra_packages = extra_packages or stored.get("extra_packages")
         else:
@@ -127,6 +131,7 @@ class HetznerCluster(VMCluster):
             extra_packages=extra_packages,
             preinstalled=preinstalled,
             pip_index_url=pip_index_url,
+            python_downloads_json_url=python_downloads_json_url,
             network_cidr=network_cidr,
             allowed_sources=allowed_sources,
             client_address_url=client_address_url,

@@ -80,6 +80,7 @@ class Settings:
             "worker_processes": self.worker_processes,
             # not secret, and needed by whoever scales this cluster later (from_existing)
             "pip_index_url": self.env.index_url,
+            "python_downloads_json_url": self.env.python_downloads_json_url,
             "client_address_url": self.client_address_url,
             "extra_packages": list(self.env.extra_packages),
         }
@@ -95,6 +96,7 @@ def resolve(
     extra_packages: list[str] | tuple[str, ...] | None = None,
     preinstalled: bool | None = None,
     pip_index_url: str | None = None,
+    python_downloads_json_url: str | None = None,
     network_cidr: str | None = None,
     allowed_sources: list[str] | None = None,
     client_address_url: str | None = None,
@@ -145,6 +147,9 @@ def resolve(
         extra_packages=tuple(config.get("env.extra-packages", extra_packages) or ()),
         index_url=config.get("pip-index-url", pip_index_url),
         preinstalled=bool(config.get("env.preinstalled", preinstalled)),
+        python_downloads_json_url=config.get(
+            "python-downloads-json-url", python_downloads_json_url
+        ),
     )
     image_name = text("image", image, "image", "image")
     image_note = None

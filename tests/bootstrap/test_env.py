@@ -143,9 +143,9 @@ def test_pip_installs_uv_then_the_exact_pins_and_extras() -> None:
 def test_pip_uses_the_clients_uv_version() -> None:
     script = install_script(spec(uv_version="0.4.30"))
     assert ["$P/bin/pip", "install", "uv==0.4.30"] in commands(script, "uv==0.4.30")
-    assert "releases/download/0.4.30/uv-$A-unknown-linux-gnu.tar.gz" in script
-    unpinned = install_script(spec())
-    assert "releases/latest/download/uv-$A-unknown-linux-gnu.tar.gz" in unpinned
+    # without python3.X: the same version from the index (tests/bootstrap/test_uv_bootstrap.py)
+    assert """' https://pypi.org/simple/ 0.4.30 "$T/uv" """ in script  # the program's argv
+    assert """' https://pypi.org/simple/ '' "$T/uv" """ in install_script(spec())
 
 
 def test_pip_commands_use_the_index_url() -> None:
@@ -166,12 +166,13 @@ def test_pip_commands_use_the_index_url() -> None:
     secure = install_script(spec(index_url="https://pypi.example.org/simple"))
     assert "--trusted-host" not in secure
     assert secure.count("--index-url https://pypi.example.org/simple") == 2
+    assert f"""' {MIRROR} '' "$T/uv" """ in script  # uv itself from the mirror too
 
 
 def test_pip_falls_back_to_a_uv_managed_python() -> None:
     script = install_script(spec(python="3.12", prefix="/srv/sbg/env"))
     assert 'PY=$(command -v "python$V" || true)' in script
-    assert 'install "python$V-venv"' in script  # Debian without python3-venv
+    assert 'apt_get -y install "python$V-venv"' in script  # Debian without python3-venv
     assert ["$T/uv", "python", "install", "$V"] in commands(script, "python")
     assert ["$T/uv", "venv", "--python", "$V", "$P"] in commands(script, "venv")
     assert "UV_PYTHON_INSTALL_DIR=/srv/sbg/python" in script
