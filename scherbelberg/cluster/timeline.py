@@ -239,8 +239,9 @@ def draw(timeline: Timeline, path: str | Path) -> None:
     ax.grid(axis="x", color="#e0e0e0", linewidth=0.6)
     ax.set_axisbelow(True)
     handles: list[Any] = [Patch(color=labels[e][1], label=labels[e][0]) for e in ORDER if e in used]
-    handles.append(Line2D([], [], marker="|", color="black", ls="none", ms=10, mew=2,
-                          label="registered"))  # fmt: skip
+    if any(END in n.events for n in nodes):
+        handles.append(Line2D([], [], marker="|", color="black", ls="none", ms=10, mew=2,
+                              label="registered"))  # fmt: skip
     if unfinished:
         handles.append(
             Patch(facecolor="white", edgecolor="#525252", hatch="///", label="unfinished")

@@ -9,12 +9,16 @@ import time
 from pathlib import Path
 
 from tests.cli.conftest import argv, cli_env
+from tests.cli.test_timeline import check_timeline
 from tests.e2e.conftest import Target
 
 
-def test_ctrl_c_rolls_back(target: Target) -> None:
+def test_ctrl_c_rolls_back(target: Target, tmp_path: Path) -> None:
+    picture = tmp_path / "start.png"
     process = subprocess.Popen(
-        argv(target, "create", "--name", "interrupted", "--workers", "1"),
+        argv(
+            target, "create", "--name", "interrupted", "--workers", "1", "--timeline", str(picture)
+        ),
         env=cli_env(target),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -35,3 +39,5 @@ def test_ctrl_c_rolls_back(target: Target) -> None:
     ), err[-6000:]
     assert target.leftovers() == []
     assert not (Path(os.environ["SCHERBELBERG_STATE_DIR"]) / "interrupted").exists()
+    # a picture of where the start stopped: both servers requested, neither ready
+    check_timeline(picture, "interrupted", "interrupted", ["scheduler", "worker-0"])
