@@ -174,6 +174,7 @@ def emulator_command(
         return
     if build_image:
         _build_image()
+        _build_interpreters()
         return
     _exclusive(background=background, stop=stop, cleanup=cleanup, build_image=build_image)
     if stop:
@@ -233,6 +234,14 @@ def _build_image() -> None:
         sys.exit(2)
     path = ensure_base_image(lambda message: click.echo(message, err=True))
     click.echo(f"machine image ready: {path}")
+
+
+def _build_interpreters() -> None:
+    """The CPython archive the lab serves to uv (interpreters.py): minutes the first time."""
+    from .interpreters import ensure_archive
+
+    archive = ensure_archive(lambda message: click.echo(message, err=True))
+    click.echo(f"uv's Python {archive.version} ready: {archive.filename}")
 
 
 def _exclusive(**flags: bool) -> None:

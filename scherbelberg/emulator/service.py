@@ -4,7 +4,8 @@
 `HCLOUD_ENDPOINT=…` and `HCLOUD_TOKEN=…` on stdout before anything else, so the `hcloud` CLI
 and scherbelberg can use it at once; every other message goes to stderr. With machines, three
 more lines follow, the dask config of a cluster here: `DASK_SCHERBELBERG__CLIENT_ADDRESS_URL=…`
-(the address echo), `DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror) and
+(the address echo), `DASK_SCHERBELBERG__PIP_INDEX_URL=…` (the PyPI mirror),
+`DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL=…` (uv's Pythons, built here) and
 `DASK_SCHERBELBERG__REAPER_ENDPOINT=…` (the API as machines reach it); then READY_LINE, which
 `--background` (daemon.py) waits for before it hands a shell these lines as `export`s.
 SIGINT/SIGTERM tear down every machine it started.
@@ -131,6 +132,9 @@ async def serve(options: EmulatorOptions) -> None:
             print(f"DASK_SCHERBELBERG__CLIENT_ADDRESS_URL={backend.echo_url}", flush=True)
         if backend.pip_index_url:
             print(f"DASK_SCHERBELBERG__PIP_INDEX_URL={backend.pip_index_url}", flush=True)
+        if backend.python_downloads_json_url:  # uv's Pythons built here (interpreters.py)
+            url = backend.python_downloads_json_url
+            print(f"DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL={url}", flush=True)
         if backend.api_url:  # the API as machines reach it, for a node's reaper
             print(f"DASK_SCHERBELBERG__REAPER_ENDPOINT={backend.api_url}", flush=True)
         # the end of what a shell needs (a comment for `eval`, a marker for --background)

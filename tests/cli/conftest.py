@@ -32,6 +32,9 @@ def cli_env(hetzner: Target, **extra: str) -> dict[str, str]:
     kwargs = hetzner.cluster_kwargs
     if kwargs.get("pip_index_url"):
         env["DASK_SCHERBELBERG__PIP_INDEX_URL"] = kwargs["pip_index_url"]
+    if kwargs.get("python_downloads_json_url"):
+        url = kwargs["python_downloads_json_url"]
+        env["DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL"] = url
     if kwargs.get("client_address_url"):
         env["DASK_SCHERBELBERG__CLIENT_ADDRESS_URL"] = kwargs["client_address_url"]
     env["SCHERBELBERG_STATE_DIR"] = os.environ["SCHERBELBERG_STATE_DIR"]

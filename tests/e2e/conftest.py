@@ -6,6 +6,7 @@ of scherbelberg clusters), its own state dir, and a check afterwards that nothin
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ def target(
                 "token": token,
                 "endpoint": hetzner.endpoint,
                 "pip_index_url": info["pip_index_url"],
+                # uv's Pythons built for the lab, for nodes without the client's Python
+                "python_downloads_json_url": info["python_downloads_json_url"],
                 "client_address_url": info["echo_url"],
             },
         )
@@ -82,6 +85,31 @@ def target(
     if left:  # delete them (on the real Hetzner they cost money), then fail the test
         sweep(target.hcloud())
     assert not left, f"the test left resources behind: {left}"
+
+
+def on_every_server(target: Target, cluster: Any, command: str) -> dict[str, str]:
+    """`command`'s output on each server of `cluster` (by server name), over SSH as the
+    cluster's own key and pinned host keys allow (e.g. `cat` of the bootstrap log)."""
+    from scherbelberg.cluster import ssh
+
+    servers = target.hcloud().servers.get_all(label_selector=f"scherbelberg/cluster={cluster.name}")
+
+    async def run_all() -> dict[str, str]:
+        outputs = {}
+        for server in servers:
+            assert server.name and server.public_net and server.public_net.ipv4
+            conn = await ssh.connect(
+                str(server.public_net.ipv4.ip),
+                cluster.ssh_private_key,
+                cluster.state.host_keys()[server.name],
+                deadline=60,
+            )
+            async with conn:
+                _, out, _ = await ssh.run(conn, command, timeout=30)
+            outputs[server.name] = out
+        return outputs
+
+    return asyncio.run(run_all())
 
 
 def sweep(client: Client) -> None:

@@ -53,6 +53,7 @@ async def info(request: web.Request) -> web.Response:
             "client_address": str(backend.client_address),
             "echo_url": backend.echo_url,
             "pip_index_url": backend.pip_index_url,
+            "python_downloads_json_url": backend.python_downloads_json_url,
             "node_api_url": backend.api_url,  # the API as machines reach it
             "outside_netns": backend.outside_netns,
             "public_range": str(backend.public_range),

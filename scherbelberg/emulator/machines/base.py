@@ -98,6 +98,10 @@ class MachineBackend(Protocol):
     def pip_index_url(self) -> str | None:
         """URL of a PyPI mirror the machines can use (PEP 503 simple index, plain HTTP), or None."""
 
+    @property
+    def python_downloads_json_url(self) -> str | None:
+        """URL of uv's list of managed Pythons the machines can fetch (plain HTTP), or None."""
+
     def api_socket(self) -> socket.socket | None:
         """A listening socket on the machines' side of the network for the emulator's API,
         like api.hetzner.cloud is reachable from real servers (a node's reaper needs it), or

@@ -9,7 +9,8 @@ Layout (k = instance index, 0..255, held by an flock on /run/scherbelberg/lab-<k
 lifetime of the instance, so a cleanup tool can tell live instances from dead ones):
 
 - `sbg<k>-lab`: the router (ip_forward=1). Local addresses on `lo`: 198.18.k.254 (uplink),
-  198.18.k.253 (address-echo service, and the PyPI mirror at /simple/, see `mirror.py`; the
+  198.18.k.253 (address-echo service, the PyPI mirror at /simple/, see `mirror.py`, and uv's
+  Pythons at /python/, see `interpreters.py`; the
   API on port 8080, as machines reach it),
   172.31.1.1 (every server's gateway, like Hetzner).
   Every attached host gets a /32 route; proxy ARP on the links to the client and the outside
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from scherbelberg.emulator.interpreters import LIST_NAME, MIRROR_PATH, InterpreterMirror
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
 from scherbelberg.emulator.machines.firewall import render_ruleset
 from scherbelberg.emulator.machines.util import in_netns, run
@@ -104,6 +106,7 @@ class Lab:
         self._policies: dict[int, FirewallPolicy] = {}
         self._echo_runner: web.AppRunner | None = None
         self.mirror = PypiMirror()
+        self.interpreters = InterpreterMirror()
         self._counter = 0
 
     # -- names and addresses --------------------------------------------------------------
@@ -156,6 +159,11 @@ class Lab:
     def pip_index_url(self) -> str:
         """The PyPI mirror's simple index (served with the echo service)."""
         return f"http://{self.echo_address}/simple/"
+
+    @property
+    def python_downloads_json_url(self) -> str:
+        """uv's list of the interpreters built here (served with the echo service)."""
+        return f"http://{self.echo_address}{MIRROR_PATH}{LIST_NAME}"
 
     @property
     def api_url(self) -> str:
@@ -304,6 +312,7 @@ class Lab:
 
         app = web.Application()
         self.mirror.add_routes(app)  # before the catch-all
+        self.interpreters.add_routes(app)
         app.router.add_get("/{tail:.*}", echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

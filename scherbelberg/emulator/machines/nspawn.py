@@ -167,6 +167,10 @@ class NspawnBackend:
     def pip_index_url(self) -> str | None:
         return self.lab.pip_index_url if self.lab.started else None
 
+    @property
+    def python_downloads_json_url(self) -> str | None:
+        return self.lab.python_downloads_json_url if self.lab.started else None
+
     def api_socket(self) -> socket.socket | None:
         return self.lab.api_socket() if self.lab.started else None
 

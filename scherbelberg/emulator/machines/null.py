@@ -53,6 +53,10 @@ class NullBackend:
     def pip_index_url(self) -> str | None:
         return None
 
+    @property
+    def python_downloads_json_url(self) -> str | None:
+        return None
+
     def api_socket(self) -> socket.socket | None:
         return None
 

@@ -1,0 +1,286 @@
+"""Managed CPython for uv in the lab: built here from Debian's CPython source, served with a
+downloads list uv is pointed at.
+
+Why: a node whose image lacks the client's Python gets one from `uv python install`, which
+downloads python-build-standalone archives from GitHub. The lab reaches no GitHub (only PyPI
+and the Debian mirror), so the project builds such an archive itself and the emulator serves it:
+
+- `ensure_archive()` (run by `python -m scherbelberg.emulator --build-image`) fetches the
+  source package `python3.11` from Debian bookworm with `apt-get source --download-only` (apt
+  checks it against the mirror's signed Sources index), unpacks the upstream tarball
+  (`.orig.tar.gz`, without Debian's patches: those make a system Python, e.g. ensurepip
+  disabled outside a venv), builds it with `./configure --prefix=/install` and packs the
+  installed tree as `python/...`, the layout of python-build-standalone's `install_only`
+  archives (uv unpacks the one top directory, `bin/python3.11` inside). Several minutes; cached
+  under /var/cache/scherbelberg/interpreters/<recipe hash>, so a changed recipe rebuilds.
+- `InterpreterMirror` adds `GET /python/downloads.json` and `GET /python/<archive>` to the
+  lab's echo service. The list has uv's format (`crates/uv-python/download-metadata.json`: a
+  map of keys like `cpython-3.11.2-linux-x86_64-gnu` to name, arch {family, variant}, os,
+  libc, major, minor, patch, prerelease, url, sha256, variant, build), read by uv from
+  `UV_PYTHON_DOWNLOADS_JSON_URL` (uv >= 0.6.13 for a file; http URLs since 0.9.10).
+
+Built for the host's architecture only (x86_64 here): nodes of arm types get no archive from
+the lab (an arm64 build under qemu user emulation was not attempted; see docs/emulator.md).
+Environment: `SCHERBELBERG_INTERPRETER_DIR` (default /var/cache/scherbelberg/interpreters).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from scherbelberg.emulator.machines.image import host_mirror
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+DIR_ENV = "SCHERBELBERG_INTERPRETER_DIR"
+DEFAULT_DIR = Path("/var/cache/scherbelberg/interpreters")
+
+# The recipe: everything that goes into the archive. Changing any of it builds a new one.
+RECIPE_VERSION = 1
+SUITE = "bookworm"
+SOURCE_PACKAGE = "python3.11"
+PREFIX = "/install"  # python-build-standalone's prefix: uv rewrites it in sysconfig data
+CONFIGURE = (f"--prefix={PREFIX}", "--with-ensurepip=no")
+# Left out of the archive: the test suite (a third of the install, never needed on a node).
+DROPPED = ("test", "idlelib/idle_test", "lib2to3/tests", "tkinter/test")
+ARCH = platform.machine()  # the host's (x86_64 here; uv's family names are the same): native
+BUILD_DEPENDS = (  # Debian packages the build needs; ci/setup installs them
+    "build-essential",
+    "dpkg-dev",
+    "libssl-dev",
+    "libffi-dev",
+    "zlib1g-dev",
+    "libbz2-dev",
+    "liblzma-dev",
+    "libsqlite3-dev",
+    "libreadline-dev",
+    "libncurses-dev",
+    "uuid-dev",
+)  # no libgdbm-dev: dbm.gnu stays out, as in Debian (its python3-gdbm is apart)
+
+MIRROR_PATH = "/python/"
+LIST_NAME = "downloads.json"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One built interpreter archive, as the downloads list describes it."""
+
+    filename: str
+    version: str  # "3.11.2"
+    arch: str  # uv's arch family: "x86_64"
+    sha256: str
+
+    def list_entry(self, base_url: str) -> tuple[str, dict[str, Any]]:
+        """uv's key and entry for this archive, its URL below `base_url`."""
+        major, minor, patch = (int(p) for p in self.version.split("."))
+        entry = {
+            "name": "cpython",
+            "arch": {"family": self.arch, "variant": None},
+            "os": "linux",
+            "libc": "gnu",
+            "major": major,
+            "minor": minor,
+            "patch": patch,
+            "prerelease": "",
+            "url": base_url + self.filename,
+            "sha256": self.sha256,
+            "variant": None,
+            "build": recipe_key(),
+        }
+        return f"cpython-{self.version}-linux-{self.arch}-gnu", entry
+
+
+def recipe_key() -> str:
+    """A short hash of the recipe (the cache directory's name)."""
+    h = hashlib.sha256()
+    for part in (str(RECIPE_VERSION), SUITE, SOURCE_PACKAGE, *CONFIGURE, *DROPPED, ARCH):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def archive_dir(directory: Path | None = None) -> Path:
+    """Where the current recipe's archive lives (it may not exist yet)."""
+    root = directory or Path(os.environ.get(DIR_ENV) or DEFAULT_DIR)
+    return root / recipe_key()
+
+
+def built(directory: Path | None = None) -> Archive | None:
+    """The current recipe's archive, if it was built."""
+    try:
+        data = json.loads((archive_dir(directory) / "archive.json").read_text())
+        return Archive(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def ensure_archive(say: Progress = logger.info, directory: Path | None = None) -> Archive:
+    """Build the interpreter archive unless the current recipe's is cached (one builder at a
+    time: a lock file next to it)."""
+    target = archive_dir(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = built(directory)
+        if done is not None:
+            return done
+        say(f"building CPython from Debian's {SOURCE_PACKAGE} source for uv (several minutes)")
+        start = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=target.parent))
+        try:
+            archive = _build(work, say)
+            shutil.rmtree(target, ignore_errors=True)
+            (work / "out").rename(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        say(f"interpreter archive {archive.filename} built in {time.monotonic() - start:.0f} s")
+        return archive
+
+
+def _run(argv: list[str], log: Path, cwd: Path | None = None) -> None:
+    """Run a build step, its output to `log`; a failure names the step and the log's tail."""
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
+        raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{tail}")
+
+
+def _fetch_source(work: Path, log: Path) -> Path:
+    """Debian's upstream tarball of SOURCE_PACKAGE, through a private apt configuration (the
+    host's own sources stay untouched), verified by apt against the signed Sources index."""
+    apt = work / "apt"
+    (apt / "lists" / "partial").mkdir(parents=True)
+    (apt / "cache" / "archives" / "partial").mkdir(parents=True)
+    (apt / "sources.list").write_text(f"deb-src {host_mirror()} {SUITE} main\n")
+    options = [
+        f"-oDir::Etc::SourceList={apt / 'sources.list'}",
+        "-oDir::Etc::SourceParts=/dev/null",
+        f"-oDir::State::Lists={apt / 'lists'}",
+        f"-oDir::Cache={apt / 'cache'}",
+        "-oAPT::Sandbox::User=root",
+        "-oAcquire::Retries=3",
+    ]
+    _run(["apt-get", "-q", *options, "update"], log)
+    source = work / "source"
+    source.mkdir()
+    _run(["apt-get", "-q", *options, "source", "--download-only", SOURCE_PACKAGE], log, source)
+    origs = sorted(source.glob(f"{SOURCE_PACKAGE}_*.orig.tar.*"))
+    if not origs:
+        raise RuntimeError(f"apt-get source {SOURCE_PACKAGE} brought no .orig tarball")
+    return origs[0]
+
+
+def _build(work: Path, say: Progress) -> Archive:
+    log = work / "build.log"
+    orig = _fetch_source(work, log)
+    say(f"source: {orig.name}; configure {' '.join(CONFIGURE)}, make, make install")
+    tree = work / "cpython"
+    tree.mkdir()
+    _run(["tar", "-xf", str(orig), "-C", str(tree), "--strip-components=1"], log)
+    _run(["./configure", *CONFIGURE], log, tree)
+    _run(["make", f"-j{os.cpu_count() or 1}"], log, tree)
+    stage = work / "stage"
+    _run(["make", "install", f"DESTDIR={stage}"], log, tree)
+    python = stage / PREFIX.lstrip("/")
+    version = _version(python)
+    minor = ".".join(version.split(".")[:2])
+    for name in DROPPED:
+        shutil.rmtree(python / "lib" / f"python{minor}" / name, ignore_errors=True)
+    _strip(python)
+    out = work / "out"
+    out.mkdir()
+    filename = f"cpython-{version}-{recipe_key()}-{ARCH}-unknown-linux-gnu-install_only.tar.gz"
+    with tarfile.open(out / filename, "w:gz", compresslevel=6) as tar:
+        tar.add(python, arcname="python")
+    archive = Archive(filename, version, ARCH, _sha256(out / filename))
+    (out / "archive.json").write_text(json.dumps(asdict(archive), indent=2) + "\n")
+    shutil.copy(log, out / "build.log")
+    return archive
+
+
+def _version(python: Path) -> str:
+    """The built interpreter's own version ("3.11.2"), asked from it (not from the file name)."""
+    found = sorted((python / "bin").glob("python3.*[0-9]"))
+    if not found:
+        raise RuntimeError(f"make install left no bin/python3.X in {python}")
+    out = subprocess.run(
+        [str(found[0]), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True,
+        env={"PYTHONHOME": str(python), "PATH": os.environ.get("PATH", "")},
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def _strip(python: Path) -> None:
+    """Debug symbols out of the interpreter and its extension modules (as the `_stripped`
+    archives uv picks): the archive shrinks by about half."""
+    binaries = (python / "bin").glob("python3.*")
+    targets = [p for p in binaries if re.fullmatch(r"python3\.\d+", p.name) and not p.is_symlink()]
+    targets += [p for p in (python / "lib").rglob("*.so") if not p.is_symlink()]
+    targets += list((python / "lib").glob("python3.*/config-*/libpython3.*.a"))
+    if targets and shutil.which("strip"):
+        subprocess.run(["strip", "--strip-debug", *map(str, targets)], check=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class InterpreterMirror:
+    """The lab's routes for uv: the downloads list and the archives it names.
+
+    The list is read from the cache at each request, so an archive built while the emulator
+    runs is served at once; with none built the list is empty and uv says it has no download
+    for the version asked."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register /python/downloads.json and /python/<archive> (before any catch-all)."""
+        app.router.add_get(MIRROR_PATH + LIST_NAME, self.handle_list)
+        app.router.add_get(MIRROR_PATH + "{filename}", self.handle_archive)
+
+    def downloads(self, base_url: str) -> dict[str, Any]:
+        """uv's downloads list for what is built, archive URLs below `base_url`."""
+        archive = built(self.directory)
+        return dict([archive.list_entry(base_url)]) if archive else {}
+
+    async def handle_list(self, request: web.Request) -> web.Response:
+        # the URL as the asker reached us: the host and the machines see the lab differently
+        base = f"{request.scheme}://{request.host}{MIRROR_PATH}"
+        return web.json_response(self.downloads(base))
+
+    async def handle_archive(self, request: web.Request) -> web.StreamResponse:
+        filename = request.match_info["filename"]
+        archive = built(self.directory)
+        if archive is None or archive.filename != filename:
+            raise web.HTTPNotFound(text=f"no interpreter archive {filename}\n")
+        return web.FileResponse(archive_dir(self.directory) / filename)
