@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import click
 
 from . import common
@@ -81,7 +84,9 @@ def build_command(
         )
     )
     if output == "json":
-        common.emit_json({"id": image_id, "env_hash": images.env_hash(s.env)})
+        found = common.run(images.list_env_images(session))
+        made = next(i for i in found if i.id == image_id)
+        common.emit_json({"id": image_id, "env_hash": made.env_hash})
     else:
         click.echo(image_id)
 
@@ -90,49 +95,146 @@ def build_command(
 @common.output_option
 @common.api_options
 def ls_command(output: str, endpoint: str | None, token_env: str | None) -> None:
-    """List the environment images in the project; `match` marks those for this client."""
-    from ..cluster import images, settings
+    """List the environment images in the project, with what each costs per month.
+
+    `match` marks those made for this client's environment."""
+    from ..cluster import settings
 
     session = common.session(token_env, endpoint)
-    found = common.run(images.list_env_images(session))
-    mine = images.env_hash(settings.resolve().env)  # the configured env method and extras
-    rows = [
-        {
-            "id": int(i["id"]),
-            "env_hash": (i.get("labels") or {}).get(images.ENV_IMAGE),
-            "matches_this_client": (i.get("labels") or {}).get(images.ENV_IMAGE) == mine,
-            "description": i.get("description"),
-            "architecture": i.get("architecture"),
-            "status": i.get("status"),
-            "created": i.get("created"),
-            "image_size_gb": i.get("image_size"),
-        }
-        for i in found
-    ]
+    found, price = common.run(images_and_price(session))
+    mine = settings.resolve().env  # the configured env method and extras
+    rows = [_row(image, image.matches(mine), price) for image in found]
     if output == "json":
         common.emit_json(rows)
         return
     if not rows:
         click.echo("no environment images")
         return
+    total = sum(r["monthly_cost"] for r in rows)
     common.table(
-        ["id", "env", "match", "arch", "status", "GB", "created", "description"],
+        ["id", "env", "match", "python", "base", "arch", "GB", "/month", "last used", "status"],
         [
             [
                 r["id"],
                 r["env_hash"],
                 "yes" if r["matches_this_client"] else "",
+                r["python"],
+                r["base_image"],
                 r["architecture"],
-                r["status"],
                 r["image_size_gb"],
-                r["created"],
-                r["description"],
+                f"{r['monthly_cost']:.2f} {r['currency']}",
+                _ago(r["last_used"]),
+                r["status"],
             ]
             for r in rows
         ],
-        title="environment images",
-        right=["id", "GB"],
+        title=f"environment images: {total:.2f} {price.currency}/month, billed until deleted "
+        "(scherbelberg image prune)",
+        right=["id", "GB", "/month"],
+        optional=["base", "status", "last used", "python"],
     )
+
+
+async def images_and_price(session: Any) -> tuple[list[Any], Any]:
+    """The environment images in the project, and the snapshot price (for `ls` too)."""
+    from ..cluster import images
+    from ..hetzner import pricing
+
+    return await images.list_env_images(session), await pricing.snapshot_price(session)
+
+
+def _row(image: Any, match: bool, price: Any) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "env_hash": image.env_hash,
+        "matches_this_client": match,
+        "python": image.python,
+        "base_image": image.base_image,
+        "architecture": image.architecture,
+        "status": image.status,
+        "created": image.created,
+        "last_used": image.last_used,
+        "image_size_gb": image.image_size_gb,
+        "monthly_cost": round(price.monthly(image.image_size_gb), 4),
+        "currency": price.currency,
+        "description": image.description,
+    }
+
+
+def _ago(when: float) -> str:
+    from ..cluster.lifetime import format_duration
+
+    seconds = max(0.0, time.time() - when)
+    return f"{format_duration(seconds)} ago" if seconds >= 60 else "just now"
+
+
+@common.command("prune")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Keep this many of the newest images of each environment.",
+)
+@click.option(
+    "--unused-for",
+    default="30d",
+    show_default=True,
+    help="Also delete images no cluster has booted from for this long (e.g. 7d, 12h); "
+    "'never' keeps them.",
+)
+@click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@common.yes_option
+@common.output_option
+@common.api_options
+def prune_command(
+    keep: int,
+    unused_for: str,
+    dry_run: bool,
+    yes: bool,
+    output: str,
+    endpoint: str | None,
+    token_env: str | None,
+) -> None:
+    """Delete environment images that are not needed: all but the newest --keep of each
+    environment, and those unused for --unused-for. Images being made are never deleted."""
+    from ..cluster import images
+    from ..cluster.lifetime import parse_duration
+
+    unused = None if unused_for == "never" else parse_duration(unused_for, "--unused-for")
+    session = common.session(token_env, endpoint)
+    found, price = common.run(images_and_price(session))
+    plan = images.prune_plan(found, keep=keep, unused_for=unused, now=time.time())
+    rows = [
+        {**_row(image, False, price), "reason": reason, "deleted": not dry_run}
+        for image, reason in plan
+    ]
+    if not plan:
+        if output == "json":
+            common.emit_json([])
+        else:
+            click.echo("nothing to prune")
+        return
+    saving = sum(r["monthly_cost"] for r in rows)
+    if output != "json":
+        for r in rows:
+            click.echo(f"image {r['id']} ({r['env_hash']}, {r['image_size_gb']} GB): {r['reason']}")
+    if not dry_run:
+        common.confirm(
+            f"Delete {len(plan)} environment image(s), saving {saving:.2f} {price.currency}/month?",
+            yes,
+        )
+
+        async def delete_all() -> None:
+            for image, _reason in plan:
+                await images.delete_env_image(session, image.id)
+
+        common.run(delete_all())
+    if output == "json":
+        common.emit_json(rows)
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} {len(plan)} image(s): {saving:.2f} {price.currency}/month")
 
 
 @common.command("delete")
@@ -160,3 +262,4 @@ def delete_command(
 image_command.add_command(build_command)
 image_command.add_command(ls_command)
 image_command.add_command(delete_command)
+image_command.add_command(prune_command)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import common
+
+HOURS_PER_MONTH = 730  # for comparing hourly prices with monthly ones
 
 if TYPE_CHECKING:
     from ..cluster.inventory import ClusterInfo
@@ -37,6 +39,31 @@ def ls_command(name: str | None, output: str, endpoint: str | None, token_env: s
         return
     if not found:
         click.echo("no clusters")
+    _clusters(found, now)
+    if name is None:
+        _images_line(session, found)
+
+
+def _images_line(session: Any, found: list[ClusterInfo]) -> None:
+    """Environment images are billed too (per GB and month), also with no cluster at all."""
+    from .image import images_and_price
+
+    kept, price = common.run(images_and_price(session))
+    if not kept:
+        return
+    size = sum(i.image_size_gb or 0.0 for i in kept)
+    monthly = sum(price.monthly(i.image_size_gb) for i in kept)
+    clusters_monthly = sum((c.price_hourly or 0.0) * HOURS_PER_MONTH for c in found)
+    more = ", more than the clusters cost" if monthly > clusters_monthly else ""
+    common.console().print(
+        f"environment images: {len(kept)}, {size:.1f} GB, {monthly:.2f} {price.currency}/month"
+        f"{more} (billed until deleted: `scherbelberg image ls`, `scherbelberg image prune`)",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _clusters(found: list[ClusterInfo], now: float) -> None:
     for cluster in found:
         what = _status_line(cluster, now)
         local = "yes" if cluster.state is not None else "no"

@@ -23,11 +23,13 @@ from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
 
 from .. import config  # also registers the scherbelberg config defaults
+from ..bootstrap.env import EnvSpec
 from ..hetzner import capacity, catalog, infra, labels, pricing
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import exit_guard, healing, lease, lifetime, ssh
 from . import settings as settings_module
+from .auto_image import AutoImage
 from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
@@ -69,6 +71,7 @@ class HetznerCluster(VMCluster):
         env_method: str | None = None,
         extra_packages: list[str] | None = None,
         preinstalled: bool | None = None,
+        env_images: bool | None = None,
         pip_index_url: str | None = None,
         python_downloads_json_url: str | None = None,
         worker_nthreads: int | None = None,
@@ -130,6 +133,7 @@ class HetznerCluster(VMCluster):
             env_method=env_method,
             extra_packages=extra_packages,
             preinstalled=preinstalled,
+            env_images=env_images,
             pip_index_url=pip_index_url,
             python_downloads_json_url=python_downloads_json_url,
             network_cidr=network_cidr,
@@ -154,6 +158,8 @@ class HetznerCluster(VMCluster):
         self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
         self.infra = infra.Infra()
         self.images: dict[str, catalog.ImageInfo] = {}
+        self.auto_image = AutoImage(self)  # environment images: used, or made for next time
+        self._rolling_back = False
         self.ssh_private_key = ""
         self.ca: ClusterCA | None = None
         self._group_lock = asyncio.Lock()
@@ -191,6 +197,14 @@ class HetznerCluster(VMCluster):
     def image_for(self, role: str) -> catalog.ImageInfo:
         return self.images["scheduler" if role == "scheduler" else "worker"]
 
+    def env_for(self, role: str) -> EnvSpec:
+        """What a new node of `role` installs, or only checks (booting from an env image)."""
+        return self.auto_image.env_for(role)
+
+    def say(self, message: str) -> None:
+        """Tell the user (printed unless quiet, and kept in the cluster's logs)."""
+        self._log(message)
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def _start(self) -> None:
         while self.status == Status.starting:  # noqa: ASYNC110 - SpecCluster's own pattern
@@ -204,6 +218,7 @@ class HetznerCluster(VMCluster):
                 existing = await self._reattach()
             else:
                 await self._provision()
+                self.auto_image.start_making()
                 existing = {}
             self._make_specs(existing)
             first_workers = await self._start_together()
@@ -251,6 +266,7 @@ class HetznerCluster(VMCluster):
         await self._resolve_types_and_images(location.name)
         if s.image_note:
             self._log(f"cluster {self.name}: {s.image_note}")
+        await self.auto_image.choose()
         sources = s.allowed_sources or [f"{await self._client_address()}/32"]
         self.ssh_private_key, ssh_public = ssh.generate_ed25519()
         self.ca = ClusterCA.generate(self.name)
@@ -506,6 +522,7 @@ class HetznerCluster(VMCluster):
 
     async def _rollback(self) -> None:
         """After a failed start: delete what was made (a new cluster) or just let go (attach)."""
+        self._rolling_back = True
         with suppress(Exception):
             await self._close()
         if not self._attach and getattr(self, "state", None) is not None:
@@ -650,6 +667,8 @@ class HetznerCluster(VMCluster):
         if self._healing is not None:
             self._healing.cancel()
             self._healing = None
+        # an image being made for next time: finished first, unless the start failed
+        await self.auto_image.finish(wait=not self._rolling_back)
         if not (self.shutdown_on_close or self._destroying):
             await self._detach()
             return

@@ -10,8 +10,10 @@ with a pinned host key, wipes what must not travel into clones (cloud-init's sta
 bootstrap state and log, the SSH host keys and authorized keys), shuts it down, snapshots it
 and deletes the server, key and firewall again — also when anything fails on the way.
 
-Snapshots carry `scherbelberg/managed=true` and `scherbelberg/env-image=<env_hash(env)>`, so
-`find_env_image` finds the one made for an environment.
+Snapshots carry `scherbelberg/managed=true` and `scherbelberg/env-image=<env_hash(...)>` (the
+environment, the architecture and the base image), so `find_env_image` finds the one made for
+an environment, and `scherbelberg/last-used` (unix seconds), so `prune_plan` can tell images
+in use from forgotten ones: Hetzner bills snapshots per GB and month until they are deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_image_config
@@ -37,7 +41,10 @@ from .nodes import BootstrapError
 log = logging.getLogger(__name__)
 
 ROLE = "env-image-builder"
-ENV_IMAGE = f"{labels.PREFIX}/env-image"  # label on the snapshot: env_hash(env)
+ENV_IMAGE = f"{labels.PREFIX}/env-image"  # label on the snapshot: env_hash(...)
+BASE_IMAGE = f"{labels.PREFIX}/base-image"  # the system image it was made from
+PYTHON = f"{labels.PREFIX}/python"  # the environment's Python major.minor
+LAST_USED = f"{labels.PREFIX}/last-used"  # unix seconds: made, or last booted from
 STOP_POLL = 2.0  # seconds between checks that the server is off
 # Snapshots of large disks or across locations have taken 15-60 minutes on Hetzner;
 # terraform-provider-hcloud waits 90 (its PR #392; hetzner-reality.md, "Release lag").
@@ -58,39 +65,121 @@ CLEAN_COMMAND = (
 )
 
 
-def env_hash(env: EnvSpec) -> str:
-    """A short hash of what the environment holds (not of where it was installed from)."""
+def env_hash(env: EnvSpec, architecture: str, base_image: str) -> str:
+    """A short hash of what the environment holds (not of where it was installed from), on
+    which architecture and on which system image: an image is only used for the same three."""
     data = {
         "method": env.method,
         "python": env.python,
         "pins": sorted([name, version] for name, version in env.pins),
         "extra_packages": sorted(env.extra_packages),
         "prefix": env.prefix,
+        "architecture": architecture,
+        "base_image": base_image,
     }
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class EnvImage:
+    """An environment image as the API lists it, with its labels read."""
+
+    id: int
+    env_hash: str
+    architecture: str
+    base_image: str
+    python: str
+    status: str
+    created: float  # unix seconds
+    last_used: float  # unix seconds; `created` if never booted from
+    image_size_gb: float | None
+    description: str
+    labels: dict[str, str]
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> EnvImage:
+        found = dict(data.get("labels") or {})
+        created = _unix(str(data.get("created") or "")) or 0.0
+        try:
+            last_used = float(found.get(LAST_USED, ""))
+        except ValueError:
+            last_used = created
+        size = data.get("image_size")
+        return cls(
+            id=int(data["id"]),
+            env_hash=found.get(ENV_IMAGE, ""),
+            architecture=str(data.get("architecture") or ""),
+            base_image=found.get(BASE_IMAGE, ""),
+            python=found.get(PYTHON, ""),
+            status=str(data.get("status") or ""),
+            created=created,
+            last_used=last_used,
+            image_size_gb=float(size) if size is not None else None,
+            description=str(data.get("description") or ""),
+            labels=found,
+        )
+
+    def matches(self, env: EnvSpec) -> bool:
+        """Made for `env` (on its own architecture and base image)?"""
+        return self.env_hash == env_hash(env, self.architecture, self.base_image)
+
+
+def _unix(timestamp: str) -> float | None:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 async def find_env_image(
-    session: HetznerSession, env: EnvSpec, architecture: str | None = None
-) -> int | None:
-    """The newest available snapshot made for `env` (and `architecture`, if given), or None."""
+    session: HetznerSession, env: EnvSpec, architecture: str, base_image: str
+) -> EnvImage | None:
+    """The newest available snapshot made for `env` on `architecture` from `base_image`."""
     params: dict[str, Any] = {
         "type": "snapshot",
-        "label_selector": f"{ENV_IMAGE}={env_hash(env)}",
+        "label_selector": f"{ENV_IMAGE}={env_hash(env, architecture, base_image)}",
+        "architecture": architecture,
         "per_page": 50,
     }
-    if architecture is not None:
-        params["architecture"] = architecture
     body = await session.request("looking up environment images", "GET", "/images", params=params)
-    found = [i for i in body.get("images", []) if i.get("status", "available") == "available"]
-    if not found:
-        return None
-    return int(max(found, key=lambda i: (str(i.get("created", "")), int(i["id"])))["id"])
+    found = [EnvImage.from_api(i) for i in body.get("images", [])]
+    ready = [i for i in found if i.status == "available"]
+    return max(ready, key=lambda i: (i.created, i.id)) if ready else None
 
 
-async def list_env_images(session: HetznerSession) -> list[dict[str, Any]]:
-    """Every snapshot scherbelberg made (label `scherbelberg/managed`), as the API has it."""
+async def mark_used(session: HetznerSession, image: EnvImage) -> None:
+    """Record that a cluster boots from `image` now (for `prune_plan`'s unused rule)."""
+    found = {**image.labels, LAST_USED: str(int(time.time()))}
+    await session.request(
+        f"marking image {image.id} used", "PUT", f"/images/{image.id}", json={"labels": found}
+    )
+
+
+def prune_plan(
+    found: list[EnvImage], *, keep: int, unused_for: float | None, now: float
+) -> list[tuple[EnvImage, str]]:
+    """Which images `image prune` deletes, each with the reason: all but the newest `keep`
+    of each environment hash, and (if `unused_for` is given) any not booted from for that
+    many seconds. Images still being made are never chosen."""
+    chosen: list[tuple[EnvImage, str]] = []
+    by_hash: dict[str, list[EnvImage]] = {}
+    for image in found:
+        if image.status == "available":
+            by_hash.setdefault(image.env_hash, []).append(image)
+    for group in by_hash.values():
+        group.sort(key=lambda i: (i.created, i.id), reverse=True)
+        for rank, image in enumerate(group):
+            if rank >= keep:
+                chosen.append((image, f"not among the newest {keep} of its environment"))
+            elif unused_for is not None and now - image.last_used > unused_for:
+                days = (now - image.last_used) / 86400
+                chosen.append((image, f"not used for {days:.1f} days"))
+    return sorted(chosen, key=lambda pair: pair[0].id)
+
+
+async def list_env_images(session: HetznerSession) -> list[EnvImage]:
+    """Every environment image scherbelberg made (label `scherbelberg/managed`)."""
     images: list[dict[str, Any]] = []
     page: int | None = 1
     while page is not None:
@@ -107,7 +196,7 @@ async def list_env_images(session: HetznerSession) -> list[dict[str, Any]]:
         )
         images += body.get("images", [])
         page = body.get("meta", {}).get("pagination", {}).get("next_page")
-    return images
+    return [EnvImage.from_api(i) for i in images]
 
 
 async def delete_env_image(session: HetznerSession, image_id: int) -> None:
@@ -133,6 +222,7 @@ async def build_env_image(
     action_deadline: float = 300.0,
     snapshot_deadline: float = SNAPSHOT_SECONDS,
     extra_labels: dict[str, str] | None = None,
+    owner: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> int:
     """Install `env` on a temporary server, snapshot it, return the snapshot's image id.
@@ -140,6 +230,8 @@ async def build_env_image(
     `deadline` bounds the install (seconds, from the server's creation), `action_deadline`
     each Hetzner action but the snapshot, `snapshot_deadline` the snapshot. Everything made on
     the way is deleted again, also on failure; the snapshot only stays if it was made completely.
+    `owner`: the cluster whose labels the temporary resources carry (so that cluster's
+    deletion takes them too); by default they are a "cluster" of their own.
     """
     from .hetzner_cluster import client_address
 
@@ -148,11 +240,12 @@ async def build_env_image(
         raise ValueError("build_env_image installs the environment: pass preinstalled=False")
     name = f"sbg-image-{secrets.token_hex(3)}"
     doing = f"building environment image ({name})"
-    resource_labels = labels.for_resource(name, ROLE, extra_labels)
+    resource_labels = labels.for_resource(owner or name, ROLE, extra_labels)
     # check the inputs before anything is made
     place = await catalog.location(session, location)
     kind = await catalog.server_type(session, server_type, place.name)
     base = await catalog.image(session, base_image, kind.architecture)
+    made_for = env_hash(env, kind.architecture, base.name)
     sources = allowed_sources or [f"{await client_address(client_address_url)}/32"]
 
     client_private, client_public = ssh.generate_ed25519()
@@ -232,8 +325,14 @@ async def build_env_image(
             json={
                 "type": "snapshot",
                 "description": f"scherbelberg env {env.method} python {env.python} "
-                f"({env_hash(env)})",
-                "labels": {labels.MANAGED: "true", ENV_IMAGE: env_hash(env)},
+                f"on {base.name} ({made_for})",
+                "labels": {
+                    labels.MANAGED: "true",
+                    ENV_IMAGE: made_for,
+                    BASE_IMAGE: base.name,
+                    PYTHON: env.python,
+                    LAST_USED: str(int(time.time())),
+                },
             },
         )
         image_id = int(body["image"]["id"])

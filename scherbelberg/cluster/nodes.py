@@ -190,10 +190,11 @@ class HetznerNode(VMInterface):
     def node_config(self, host_private: str, host_public: str) -> NodeConfig:
         """What this node's cloud-config is built from: shared parts plus `role_options()`."""
         settings = self.cluster.settings
+        env = self.cluster.env_for(self.role)
         return NodeConfig(
             role="scheduler" if self.role == "scheduler" else "worker",
             name=self.name,
-            env=with_dashboard(settings.env) if self.role == "scheduler" else settings.env,
+            env=with_dashboard(env) if self.role == "scheduler" else env,
             tls=self.tls_for_node(),
             host_key_private=host_private,
             host_key_public=host_public,

@@ -37,6 +37,8 @@ class Settings:
     memory_override: str | None
     # why `image_name` is what it is, when `image: auto` chose it (printed at start)
     image_note: str | None = None
+    image_auto: bool = False  # `image: auto`: environment images are looked for (auto_image.py)
+    env_images: bool = True  # ... and one is made when there is none
     # where each checked setting came from: "argument location=", "the default; …" (for errors)
     sources: dict[str, str] = field(default_factory=dict)
     # filled by the catalog checks
@@ -95,6 +97,7 @@ def resolve(
     env_method: str | None = None,
     extra_packages: list[str] | tuple[str, ...] | None = None,
     preinstalled: bool | None = None,
+    env_images: bool | None = None,
     pip_index_url: str | None = None,
     python_downloads_json_url: str | None = None,
     network_cidr: str | None = None,
@@ -165,6 +168,8 @@ def resolve(
         worker_wish=_wish("worker", get, worker_server_type, sources),
         image_name=image_name,
         image_note=image_note,
+        image_auto=image_note is not None,
+        env_images=bool(config.get("env-images", env_images)),
         env=env,
         network_cidr=cidr,
         allowed_sources=config.get("allowed-sources", allowed_sources),

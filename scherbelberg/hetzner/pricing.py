@@ -1,4 +1,5 @@
-"""What a cluster costs, from `GET /pricing`: servers and their primary IPv4 addresses.
+"""What a cluster costs, from `GET /pricing`: servers and their primary IPv4 addresses, and
+what its environment images cost while they are kept.
 
 Why a module: Hetzner bills each server and, per hour, each server's primary IPv4 address
 (hetzner-reality.md, "Billing"); a price that leaves the addresses out is too low. Gross prices
@@ -50,6 +51,25 @@ async def ipv4_price(session: HetznerSession, location: str) -> Ipv4Price:
     """One primary IPv4 address in `location` (0 if the API lists none there)."""
     currency, found = await _read(session)
     return found.get(location, Ipv4Price(0.0, 0.0, currency))
+
+
+@dataclass(frozen=True)
+class SnapshotPrice:
+    """Snapshots are billed per GB of image size and month (`/pricing` → `image`)."""
+
+    per_gb_month: float
+    currency: str = "EUR"
+
+    def monthly(self, size_gb: float | None) -> float:
+        return (size_gb or 0.0) * self.per_gb_month
+
+
+async def snapshot_price(session: HetznerSession) -> SnapshotPrice:
+    """The gross price of a GB of snapshot per month (one request)."""
+    body = await session.request("reading prices", "GET", "/pricing")
+    pricing = body.get("pricing", {})
+    per_gb = pricing.get("image", {}).get("price_per_gb_month", {}).get("gross", 0.0)
+    return SnapshotPrice(float(per_gb), str(pricing.get("currency", "EUR")))
 
 
 async def _read(session: HetznerSession) -> tuple[str, dict[str, Ipv4Price]]:

@@ -127,12 +127,20 @@ def test_bootstrap_failure_is_reported(tmp_path: Path, host_key: tuple[str, str]
 
 
 def test_env_hash_is_about_the_contents() -> None:
+    """Same contents, same hash; any change of what is installed, the architecture or the
+    base image gives another (issue 11: an old image is never used for a new environment)."""
     base = env()
-    assert env_hash(base) == env_hash(replace(base, index_url="http://mirror.local/simple"))
-    assert env_hash(base) == env_hash(replace(base, preinstalled=True))
-    assert env_hash(base) == env_hash(replace(base, pins=tuple(reversed(PINS))))
-    assert env_hash(base) != env_hash(replace(base, python="3.12"))
-    assert env_hash(base) != env_hash(replace(base, method="conda"))
-    assert env_hash(base) != env_hash(replace(base, extra_packages=("xarray",)))
-    assert env_hash(base) != env_hash(replace(base, pins=(("dask", "2024.9.0"),)))
-    assert len(env_hash(base)) == 16 and env_hash(base).isalnum()
+
+    def h(e: EnvSpec = base, architecture: str = "x86", image: str = "debian-12") -> str:
+        return env_hash(e, architecture, image)
+
+    assert h() == h(replace(base, index_url="http://mirror.local/simple"))
+    assert h() == h(replace(base, preinstalled=True))
+    assert h() == h(replace(base, pins=tuple(reversed(PINS))))
+    assert h() != h(replace(base, python="3.12"))
+    assert h() != h(replace(base, method="conda"))
+    assert h() != h(replace(base, extra_packages=("xarray",)))
+    assert h() != h(replace(base, pins=(("dask", "2024.9.0"),)))
+    assert h() != h(architecture="arm")
+    assert h() != h(image="debian-13")
+    assert len(h()) == 16 and h().isalnum()

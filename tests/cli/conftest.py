@@ -37,6 +37,8 @@ def cli_env(hetzner: Target, **extra: str) -> dict[str, str]:
         env["DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL"] = url
     if kwargs.get("client_address_url"):
         env["DASK_SCHERBELBERG__CLIENT_ADDRESS_URL"] = kwargs["client_address_url"]
+    if kwargs.get("env_images") is False:
+        env["DASK_SCHERBELBERG__ENV_IMAGES"] = "false"
     env["SCHERBELBERG_STATE_DIR"] = os.environ["SCHERBELBERG_STATE_DIR"]
     env.update(extra)
     return env

@@ -61,7 +61,12 @@ def target(
         monkeypatch.delenv(name, raising=False)
     if REAL_TOKEN:
         endpoint = os.environ.get("SCHERBELBERG_E2E_ENDPOINT", "https://api.hetzner.cloud/v1")
-        target = Target(REAL_TOKEN, endpoint, None, {"token": REAL_TOKEN, "endpoint": endpoint})
+        target = Target(
+            REAL_TOKEN,
+            endpoint,
+            None,
+            {"token": REAL_TOKEN, "endpoint": endpoint, "env_images": False},
+        )
     else:
         hetzner: LocalHetzner = request.getfixturevalue("local_hetzner")
         control = hetzner.control
@@ -78,6 +83,9 @@ def target(
                 # uv's Pythons built for the lab, for nodes without the client's Python
                 "python_downloads_json_url": info["python_downloads_json_url"],
                 "client_address_url": info["echo_url"],
+                # one image build per test would double the machines: the tests of
+                # environment images (test_auto_image.py) turn it on
+                "env_images": False,
             },
         )
     yield target

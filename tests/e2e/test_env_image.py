@@ -72,11 +72,15 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
             assert watch.machine_id, "the builder's machine-id was never seen"
         # the builder's server, key and firewall are gone already
         assert target.leftovers() == []
-        assert asyncio.run(images.find_env_image(session, env)) == image_id
-        assert asyncio.run(images.find_env_image(session, env, "x86")) == image_id
+        found = asyncio.run(images.find_env_image(session, env, "x86", "debian-12"))
+        assert found is not None and found.id == image_id
+        assert asyncio.run(images.find_env_image(session, env, "arm", "debian-12")) is None
+        assert asyncio.run(images.find_env_image(session, env, "x86", "debian-13")) is None
         listed = asyncio.run(images.list_env_images(session))
-        assert [int(i["id"]) for i in listed] == [image_id]
-        assert listed[0]["labels"][images.ENV_IMAGE] == images.env_hash(env)
+        assert [i.id for i in listed] == [image_id]
+        assert listed[0].env_hash == images.env_hash(env, "x86", "debian-12")
+        assert (listed[0].python, listed[0].base_image) == (env.python, "debian-12")
+        assert listed[0].matches(env)
 
         with HetznerCluster(
             n_workers=1, image=str(image_id), preinstalled=True, **kwargs
@@ -132,7 +136,7 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
                 assert watch.machine_id not in ids, (watch.machine_id, ids)
     finally:
         asyncio.run(images.delete_env_image(session, image_id))
-    assert asyncio.run(images.find_env_image(session, env)) is None
+    assert asyncio.run(images.find_env_image(session, env, "x86", "debian-12")) is None
 
 
 def test_a_failed_build_leaves_nothing(target: Target) -> None:
