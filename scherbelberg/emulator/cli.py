@@ -123,7 +123,7 @@ def _faults(
     help="Remove what crashed local Hetzners left (machines, namespaces, mounts), then exit.",
 )
 @click.option("--dry-run", is_flag=True, help="With --cleanup: only list the leftovers.")
-@click.option("--build-image", is_flag=True, help="Build (or check) the machine image, then exit.")
+@click.option("--build-image", is_flag=True, help="Build (or check) the machine images, then exit.")
 @click.option(
     "--background",
     is_flag=True,
@@ -225,15 +225,25 @@ def _cleanup(dry_run: bool) -> None:
 
 
 def _build_image() -> None:
-    from .machines.image import ensure_base_image
+    """Build every machine image the tests use (each recipe of image.py), so CI builds once.
+    Images of a foreign architecture need qemu-user-static; a failure there is reported and
+    skipped (those images are built on first use), a failure of a native one fails."""
+    from .machines.image import RECIPES, ensure_image, host_arch
     from .machines.nspawn import missing_requirements
 
     missing = missing_requirements()
     if missing:
         click.echo("error: cannot build the machine image: " + "; ".join(missing), err=True)
         sys.exit(2)
-    path = ensure_base_image(lambda message: click.echo(message, err=True))
-    click.echo(f"machine image ready: {path}")
+    for r in sorted(RECIPES.values(), key=lambda r: r.arch != host_arch()):  # native first
+        try:
+            path = ensure_image(r.name, r.arch, lambda message: click.echo(message, err=True))
+        except Exception as exc:
+            if r.arch == host_arch():
+                raise
+            click.echo(f"machine image {r.label} not built: {exc}", err=True)
+            continue
+        click.echo(f"machine image ready: {path}")
 
 
 def _build_interpreters() -> None:

@@ -11,7 +11,7 @@ lifetime of the instance, so a cleanup tool can tell live instances from dead on
 - `sbg<k>-lab`: the router (ip_forward=1). Local addresses on `lo`: 198.18.k.254 (uplink),
   198.18.k.253 (address-echo service, the PyPI mirror at /simple/, see `mirror.py`, and uv's
   Pythons at /python/, see `interpreters.py`; the
-  API on port 8080, as machines reach it),
+  API on port 8080, as machines reach it; the apt cache on 3142, see `apt_cache.py`),
   172.31.1.1 (every server's gateway, like Hetzner).
   Every attached host gets a /32 route; proxy ARP on the links to the client and the outside
   host answers for the whole /24.
@@ -174,6 +174,11 @@ class Lab:
         """A socket in the lab at the echo address, port API_PORT, for the API's own runner:
         machines reach the API there as real servers reach api.hetzner.cloud."""
         return self._lab_socket(API_PORT)
+
+    def service_socket(self, port: int) -> socket.socket:
+        """A socket at the service address (the echo address) in the lab, for services the
+        emulator serves to machines from the host's namespace (the apt cache, `apt_cache.py`)."""
+        return self._lab_socket(port)
 
     def _lab_socket(self, port: int) -> socket.socket:
         with in_netns(str(NETNS_DIR / self.lab_ns)):

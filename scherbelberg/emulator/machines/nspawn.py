@@ -9,7 +9,10 @@ Per machine (state in `<state dir>/sbg<k>/servers/<id>/`):
   The overlay is mounted in a private mount namespace made for each boot (`unshare --mount`),
   so no mount is ever left on the host, whatever happens to the emulator.
 - a NoCloud seed in the upper layer (`/var/lib/cloud/seed/nocloud/`), so cloud-init takes the
-  instance id, host name, SSH keys (for root, like on Hetzner) and the user data from it.
+  instance id, host name, SSH keys (for root, like on Hetzner) and the user data from it; and
+  apt sources that name the lab's apt cache (`apt_cache.py`), like Hetzner's mirror.
+- the image of its system image's name and architecture (`image.py` recipes: debian-12 and
+  debian-13; other names boot debian-12), built on first use when not built yet.
 - a network namespace from the `Lab` (public eth0, private ens10...), passed to nspawn with
   `--network-namespace-path`.
 - cgroups with the server type's memory and CPUs (best effort, see `cgroups.py`).
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from scherbelberg.emulator.machines import cleanup
+from scherbelberg.emulator.machines.apt_cache import AptCache
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
     MachineBackend,
@@ -48,19 +52,24 @@ from scherbelberg.emulator.machines.base import (
 )
 from scherbelberg.emulator.machines.cgroups import MachineCgroups
 from scherbelberg.emulator.machines.image import (
+    DEFAULT_RECIPE,
     Progress,
-    base_image_path,
+    Recipe,
     base_image_ready,
-    ensure_base_image_async,
+    ensure_image_async,
+    image_path,
+    image_ready,
+    recipe,
 )
 from scherbelberg.emulator.machines.lab import Lab
 from scherbelberg.emulator.machines.util import run
+from scherbelberg.emulator.model.catalog import find_system_image
 
 logger = logging.getLogger(__name__)
 
 NSPAWN_RUN_DIR = Path("/run/systemd/nspawn")
 EXIT_REBOOT = 133
-TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp")
+TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp", "apt-cacher-ng")
 
 
 def missing_requirements(image_dir: Path | None = None) -> list[str]:
@@ -75,7 +84,7 @@ def missing_requirements(image_dir: Path | None = None) -> list[str]:
     if absent:
         missing.append(
             "missing commands: " + ", ".join(absent)
-            + " (apt-get install systemd-container iproute2 nftables debootstrap)"
+            + " (apt-get install systemd-container iproute2 nftables debootstrap apt-cacher-ng)"
         )  # fmt: skip
     try:
         filesystems = Path("/proc/filesystems").read_text()
@@ -142,7 +151,9 @@ class NspawnBackend:
         self.lab = Lab(lab_index)
         self._machines: dict[int, _Machine] = {}
         self._removals: set[asyncio.Task[None]] = set()  # disks being deleted in the background
-        self._images: dict[int, list[Path] | None] = {}  # None: the base image
+        # a system image's recipe, or a snapshot's layers (top first)
+        self._images: dict[int, list[Path] | Recipe] = {}
+        self.apt: AptCache | None = None
         self._callback: MachineExitCallback | None = None
         self._started = False
 
@@ -198,6 +209,14 @@ class NspawnBackend:
         self._started = True
         for d in (NSPAWN_RUN_DIR, self.root / "servers", self.root / "images"):
             await asyncio.to_thread(d.mkdir, parents=True, exist_ok=True)
+        apt = AptCache(self.lab, self.root / "apt-cache")
+        try:
+            await apt.start()
+        except BaseException:
+            await apt.stop()
+            await self.stop()
+            raise
+        self.apt = apt
 
     async def stop(self) -> None:
         for m in list(self._machines.values()):
@@ -206,6 +225,9 @@ class NspawnBackend:
         self._machines.clear()
         if self._removals:
             await asyncio.gather(*self._removals, return_exceptions=True)
+        if self.apt is not None:
+            await self.apt.stop()
+            self.apt = None
         if self.lab.index >= 0:
             await cleanup.remove_instance(self.lab.index, self._state_base)
         await self.lab.stop()
@@ -213,17 +235,31 @@ class NspawnBackend:
 
     # -- images -------------------------------------------------------------------------------
     async def prepare_images(self) -> None:
-        await ensure_base_image_async(self._progress, self._image_dir, self._mirror)
+        """Build the default image (debian-12, amd64) now; others are built on first use."""
+        await self.ensure_image(DEFAULT_RECIPE)
+
+    async def ensure_image(self, r: Recipe) -> Path:
+        """The recipe's root file system, built first (with a progress line) if needed."""
+        return await ensure_image_async(r.name, r.arch, self._progress, self._image_dir,
+                                        self._mirror)  # fmt: skip
 
     def register_system_image(self, image_id: int) -> None:
-        """Make `image_id` (a system image of the model's catalog) boot the base image."""
-        self._images[image_id] = None
+        """Make `image_id` (a system image of the model's catalog) boot the recipe of its name
+        and architecture (names without a recipe boot debian-12 of that architecture)."""
+        img = find_system_image(image_id)
+        self._images[image_id] = (
+            recipe(img.name, img.architecture) if img is not None else DEFAULT_RECIPE
+        )
 
-    def _layers(self, image_id: int) -> list[Path]:
+    async def _layers(self, image_id: int) -> list[Path]:
         if image_id not in self._images:
             raise KeyError(f"unknown image {image_id} (register_system_image or snapshot first)")
         layers = self._images[image_id]
-        return list(layers) if layers is not None else [base_image_path(self._image_dir)]
+        if isinstance(layers, Recipe):
+            if not image_ready(layers, self._image_dir):
+                await self.ensure_image(layers)
+            return [image_path(layers, self._image_dir)]
+        return list(layers)
 
     async def snapshot(self, server_id: int, image_id: int) -> None:
         m = self._machines[server_id]
@@ -242,7 +278,7 @@ class NspawnBackend:
     async def create(self, spec: MachineSpec) -> None:
         if spec.server_id in self._machines:
             raise ValueError(f"machine {spec.server_id} exists")
-        lowers = self._layers(spec.image_id)
+        lowers = await self._layers(spec.image_id)
         for lower in lowers:
             if not lower.is_dir():
                 raise FileNotFoundError(f"image layer {lower} missing (prepare_images first)")
@@ -252,6 +288,8 @@ class NspawnBackend:
         for p in (m.upper, m.work, m.merged):
             p.mkdir(parents=True)
         _write_seed(m.upper, spec)
+        if self.apt is not None:
+            _write_apt_sources(m.upper, self.apt.sources(_debian_suite(lowers)))
         self._machines[spec.server_id] = m
         try:
             await self.lab.add_server(spec.server_id, spec.public_ipv4)
@@ -514,6 +552,22 @@ def _write_seed(upper: Path, spec: MachineSpec) -> None:
         p = seed / name
         p.write_bytes(text.encode())
         p.chmod(0o600)
+
+
+def _debian_suite(lowers: list[Path]) -> str:
+    """The Debian code name of the image at the bottom of the layers (from its os-release)."""
+    for line in (lowers[-1] / "etc" / "os-release").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "VERSION_CODENAME":
+            return value.strip().strip('"')
+    raise ValueError(f"{lowers[-1]}: no VERSION_CODENAME in /etc/os-release")
+
+
+def _write_apt_sources(upper: Path, sources: str) -> None:
+    """The server's apt sources (the lab's cache), as Hetzner's images name Hetzner's mirror."""
+    d = upper / "etc" / "apt" / "sources.list.d"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "debian.sources").write_text(sources)
 
 
 def _copy_layer(upper: Path, dest: Path) -> None:

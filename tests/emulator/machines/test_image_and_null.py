@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scherbelberg.emulator.machines import image
+from scherbelberg.emulator.machines import apt_cache, image
 from scherbelberg.emulator.machines.base import MachineSpec
 from scherbelberg.emulator.machines.null import NullBackend
 
@@ -64,3 +64,31 @@ async def test_null_backend() -> None:
     assert not b.is_running(1) and exits == [(1, -9)]
     await b.destroy(1)
     await b.stop()
+
+
+def test_recipes_per_name_and_architecture(tmp_path: Path) -> None:
+    r12, r13 = image.recipe("debian-12", "x86"), image.recipe("debian-13", "amd64")
+    assert (r12.suite, r12.arch, r12.python) == ("bookworm", "amd64", "3.11")
+    assert (r13.suite, r13.python) == ("trixie", "3.13")
+    arm = image.recipe("debian-12", "arm")
+    assert arm.arch == "arm64" and arm.key() != r12.key()
+    # one cache directory per recipe, named by image, architecture and recipe hash
+    paths = {image.image_path(r, tmp_path).parent.name for r in image.RECIPES.values()}
+    assert len(paths) == 4 and f"debian-13-amd64-{r13.key()}" in paths
+    # images without a recipe of their own boot debian-12 of their architecture
+    assert image.recipe("ubuntu-24.04", "arm") == arm
+    with pytest.raises(ValueError):
+        image.recipe("debian-12", "riscv64")
+    # bare as Hetzner's: no venv or pip in any image; unattended upgrades in all
+    assert not {"python3-venv", "python3-pip"} & set(image.PACKAGES)
+    assert "unattended-upgrades" in image.PACKAGES
+
+
+def test_apt_cache_config_and_guest_sources(tmp_path: Path) -> None:
+    conf = apt_cache.config(3, tmp_path, tmp_path / "c", "http://m.example/debian", None)
+    assert "BindAddress: 127.42.3.1:13142" in conf
+    assert "Remap-debrep: /debian ; http://m.example/debian" in conf
+    assert "secdeb" not in conf  # the host has no security mirror: machines get none either
+    sources = apt_cache.sources_for("http://198.18.3.253:3142", "trixie", security=True)
+    assert "URIs: http://198.18.3.253:3142/debian\nSuites: trixie trixie-updates" in sources
+    assert "Suites: trixie-security" in sources
