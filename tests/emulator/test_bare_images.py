@@ -65,9 +65,6 @@ def test_debian_images_are_bare_and_apt_installs_through_the_lab_cache(
         assert timers.split() == ["enabled", "enabled"]
         upgrades = await ssh_run(ip12, keys, "dpkg-query -W -f '${Status}' unattended-upgrades")
         assert upgrades == "install ok installed"
-        # apt reaches Debian through the lab's cache only (machines have no internet)
-        sources = await ssh_run(ip12, keys, "apt-get indextargets --format '$(SITE)' | sort -u")
-        assert sources.split() and all(":3142/debian" in s for s in sources.split())
         t = time.monotonic()
         install = await ssh_run(
             ip12,
@@ -78,6 +75,11 @@ def test_debian_images_are_bare_and_apt_installs_through_the_lab_cache(
         )
         print(f"debian-12 apt-get update + install python3-venv: {time.monotonic() - t:.1f} s")
         assert "python3.11-venv" in install
+        # apt reached Debian through the lab's cache only (machines have no internet)
+        fetched = [line for line in install.splitlines() if line.startswith(("Get:", "Hit:"))]
+        assert fetched and all(":3142/debian" in line for line in fetched), install
+        sites = await ssh_run(ip12, keys, "apt-get indextargets --format '$(SITE)' | sort -u")
+        assert sites.split() and all(":3142/debian" in s for s in sites.split()), sites
         await ssh_run(ip12, keys, "python3 -m venv /tmp/v && /tmp/v/bin/python -c 'print(1)'")
 
         await ssh_run(ip13, keys, "cloud-init status --wait", deadline=180)
@@ -86,5 +88,8 @@ def test_debian_images_are_bare_and_apt_installs_through_the_lab_cache(
         codename = await ssh_run(ip13, keys, ". /etc/os-release; echo $VERSION_CODENAME")
         assert codename.strip() == "trixie"
         assert await _status(ip13, keys, "python3 -m venv /tmp/v") != 0
+        # trixie's suites (main, -updates, -security) all come through the cache
+        update = await ssh_run(ip13, keys, "apt-get -o DPkg::Lock::Timeout=120 update", 300)
+        assert "trixie-security" in update and "Err" not in update, update
 
     asyncio.run(check())
