@@ -343,6 +343,8 @@ async def test_cleanup_after_crash(tmp_path: Path) -> None:
         await proc.wait()
     found = cleanup.find_leftovers(state)
     assert {i.kind for i in found if i.index == index} >= {"process", "netns", "link", "state"}
+    # the instance's apt cache daemon is a leftover too (its state dir is on its command line)
+    assert any("apt-cacher-ng" in i.what for i in found if i.kind == "process"), found
     cleanup.remove_leftovers(state)
     assert leftovers_of(index, state) == []
     assert cleanup.remove_leftovers(state) == []  # nothing left: still fine
