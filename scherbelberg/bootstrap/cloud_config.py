@@ -46,7 +46,13 @@ DASK_CONFIG_DIR = "/etc/scherbelberg/dask"
 DASK_CONFIG_FILE = f"{DASK_CONFIG_DIR}/scherbelberg.yaml"
 
 SCHEDULER_READY_SECONDS = 180  # until the scheduler answers on its port
-WORKER_ADDRESS_SECONDS = 60  # the wrapper waits this long for the private address
+WORKER_ADDRESS_SECONDS = 180  # the wrapper waits this long for the private address
+# Hetzner's images try DHCP on a private NIC once (hc-utils: `dhclient -1`, 60 s) and never
+# again (hetzner-reality.md): without an address after this long, the wrapper asks DHCP itself,
+# on every private NIC (MAC 86:00:00:..) without an IPv4 address, and again after each try
+WORKER_DHCP_RETRY_SECONDS = 10
+WORKER_DHCP_TRY_SECONDS = 70  # one try: dhclient's own timeout (60 s) and a margin
+PRIVATE_MAC_PREFIX = "86:00:00:"
 WORKER_STABLE_SECONDS = 3  # a started worker must stay up this long (crashes come sooner)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
@@ -239,13 +245,40 @@ for line in sys.stdin:
 def worker_wrapper(node: NodeConfig) -> str:
     """ExecStart wrapper: wait for the address in the private network, then run the command
     with `--host <address>` (and its HTTP server on that address) after its first two words
-    (`.../dask worker`): nothing of Dask's listens on the public side."""
+    (`.../dask worker`): nothing of Dask's listens on the public side.
+
+    The address is found by network, not by interface name (Hetzner names the NIC `ens10`,
+    `enp7s0`, ... by server type). A failed DHCP try is retried here (the image does not): a
+    transient unit per NIC (`systemd-run`, so the DHCP client outlives the worker's service and
+    keeps renewing its lease), every WORKER_DHCP_TRY_SECONDS until the deadline; each retry is
+    logged to the service's journal."""
     python = f"{node.env.prefix.rstrip('/')}/bin/python"
     cidr = _q(node.private_cidr)
     return f"""\
 #!/bin/sh
 # scherbelberg: run "$@" on this node's address in the private network {node.private_cidr}
 set -eu
+dhcp_again() {{
+  ip -o link show | while read -r _ nic rest; do
+    nic=${{nic%:}}
+    nic=${{nic%@*}}
+    case $rest in *" link/ether {PRIVATE_MAC_PREFIX}"*) ;; *) continue ;; esac
+    [ -z "$(ip -4 -o addr show dev "$nic")" ] || continue
+    echo "scherbelberg: no address in {node.private_cidr} after $i s: DHCP again on $nic" >&2
+    unit=scherbelberg-dhcp-$nic
+    systemctl stop "$unit.service" 2>/dev/null || true
+    if command -v dhclient >/dev/null; then
+      set -- dhclient -1 -4 -v -pf "/run/$unit.pid" -lf "/var/lib/dhcp/dhclient.$nic.leases" "$nic"
+    elif command -v dhcpcd >/dev/null; then
+      set -- dhcpcd -1 -4 "$nic"
+    else
+      echo "scherbelberg: no DHCP client (dhclient, dhcpcd) for $nic" >&2
+      continue
+    fi
+    systemd-run --quiet --collect --unit="$unit" -p RemainAfterExit=yes "$@" </dev/null >&2 ||
+      echo "scherbelberg: could not start DHCP on $nic" >&2
+  done
+}}
 i=0
 while :; do
   IP=$(ip -4 -o addr show | {_q(python)} -c {_q(_FIND_ADDRESS_PY)} {cidr}) || IP=
@@ -255,6 +288,10 @@ while :; do
     echo "scherbelberg: error: no IPv4 address in {node.private_cidr} after \
 {WORKER_ADDRESS_SECONDS} s" >&2
     exit 1
+  fi
+  if [ "$i" -ge {WORKER_DHCP_RETRY_SECONDS} ] &&
+    [ $(((i - {WORKER_DHCP_RETRY_SECONDS}) % {WORKER_DHCP_TRY_SECONDS})) -eq 0 ]; then
+    (dhcp_again) || true
   fi
   sleep 1
 done

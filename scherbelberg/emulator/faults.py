@@ -101,6 +101,12 @@ class Faults:
     # group it was attached to answers 422 resource_in_use (hetzner-reality.md, "Release lag");
     # None: the latency profile's
     release_delay: float | None = None
+    # servers whose name matches this regex lose their first DHCP try in private networks: the
+    # network's DHCP server ignores them for `dhcp_try_seconds` from their first request (a
+    # Debian guest's one try lasts dhclient's timeout, 60 s), and the image's hc-utils does not
+    # try again (hetzner-reality.md, "A failed single DHCP try is not retried")
+    dhcp_first_try_lost: str | None = None
+    dhcp_try_seconds: float = 60.0
     # low-rate errors, 429 bursts and slow answers on every path (`chaos_faults`)
     chaos: bool = False
     seed: int | None = None
@@ -111,6 +117,10 @@ class Faults:
         self._rng.seed(self.seed)
         if self.release_delay is not None and self.release_delay < 0:
             raise ValueError("release_delay must be >= 0")
+        if self.dhcp_try_seconds < 0:
+            raise ValueError("dhcp_try_seconds must be >= 0")
+        if self.dhcp_first_try_lost is not None:
+            re.compile(self.dhcp_first_try_lost)
 
     def http_fault_for(self, method: str, path: str) -> HttpFault | None:
         """The fault that answers this request instead of its handler, if any.
@@ -142,6 +152,13 @@ class Faults:
             re.search(self.stuck_initializing, server_name)
         )
 
+    def dhcp_silence(self, server_name: str) -> float:
+        """Seconds the server's first DHCP try goes unanswered in its private networks."""
+        lost = self.dhcp_first_try_lost is not None and re.search(
+            self.dhcp_first_try_lost, server_name
+        )
+        return self.dhcp_try_seconds if lost else 0.0
+
     def is_unavailable(self, server_type: str, location: str) -> bool:
         """Globs allowed on both sides: ("cx*", "fsn1")."""
         return any(
@@ -157,6 +174,8 @@ class Faults:
             "stuck_initializing": self.stuck_initializing,
             "unavailable": [list(pair) for pair in sorted(self.unavailable)],
             "release_delay": self.release_delay,
+            "dhcp_first_try_lost": self.dhcp_first_try_lost,
+            "dhcp_try_seconds": self.dhcp_try_seconds,
             "chaos": self.chaos,
             "seed": self.seed,
         }
@@ -170,6 +189,8 @@ class Faults:
             "unavailable",
             "availability",
             "release_delay",
+            "dhcp_first_try_lost",
+            "dhcp_try_seconds",
             "chaos",
             "seed",
         }
@@ -184,6 +205,8 @@ class Faults:
             unavailable=parse_unavailable(data.get("unavailable", []))
             | availability_profile(data.get("availability")),
             release_delay=None if release_delay is None else float(release_delay),
+            dhcp_first_try_lost=data.get("dhcp_first_try_lost"),
+            dhcp_try_seconds=float(data.get("dhcp_try_seconds", 60.0)),
             chaos=bool(data.get("chaos", False)),
             seed=data.get("seed"),
         )

@@ -10,6 +10,7 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
+from ..machines.base import private_mac
 from ..model import catalog, firewalls
 from ..model.actions import Action
 from ..model.resources import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
@@ -159,11 +160,6 @@ def image(project: Project, image_id: int | None) -> dict[str, Any] | None:
     return system.to_json() if system else None
 
 
-def _mac(server_id: int, network_id: int) -> str:
-    raw = (server_id * 7919 + network_id) & 0xFFFFFFFF
-    return "86:00:" + ":".join(f"{(raw >> s) & 0xFF:02x}" for s in (24, 16, 8, 0))
-
-
 def server(project: Project, s: Server) -> dict[str, Any]:
     server_type = catalog.find_server_type(s.server_type)
     location = catalog.find_location(s.location)
@@ -197,7 +193,7 @@ def server(project: Project, s: Server) -> dict[str, Any]:
             ],
         },
         "private_net": [
-            {"network": nid, "ip": str(ip), "alias_ips": [], "mac_address": _mac(s.id, nid)}
+            {"network": nid, "ip": str(ip), "alias_ips": [], "mac_address": private_mac(s.id, nid)}
             for nid, ip in s.private_net.items()
         ],
         "server_type": server_type.to_json(),

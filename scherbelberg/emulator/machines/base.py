@@ -49,6 +49,21 @@ class PrivateAttachment:
     ip: ipaddress.IPv4Address
     ip_range: ipaddress.IPv4Network  # the whole network's range (e.g. 10.0.0.0/16)
     gateway: ipaddress.IPv4Address  # the network's first address, reserved by Hetzner
+    # a fault: the network's DHCP server ignores the server from its first request on for this
+    # many seconds, so the guest's single try fails (Faults.dhcp_first_try_lost); 0: no fault
+    dhcp_silence: float = 0.0
+
+
+def private_mac(server_id: int, network_id: int) -> str:
+    """The MAC of a server's NIC in a private network (the API's `private_net[].mac_address`).
+
+    Hetzner's start with 86:00:00 (hc-utils' udev rule matches `enx860000*`; real ones in
+    hetznercloud/terraform-provider-hcloud#512: 86:00:00:05:94:f2); the rest only has to
+    differ between the members of one network (7919 is odd: distinct ids below 2**24 apart
+    never collide).
+    """
+    raw = (server_id * 7919 + network_id) & 0xFFFFFF
+    return "86:00:00:" + ":".join(f"{(raw >> s) & 0xFF:02x}" for s in (16, 8, 0))
 
 
 @dataclass
@@ -65,6 +80,7 @@ class MachineSpec:
     memory_mib: int = 4096  # from the server type, enforced as a cgroup limit where possible
     cpus: int = 2  # from the server type, a CPU share where possible
     architecture: Literal["x86", "arm"] = "x86"
+    server_type: str = ""  # the Hetzner type's name: the guest's private NIC names follow it
 
 
 # Called by the backend when a machine stops on its own (crash, `poweroff` inside the guest, or

@@ -6,8 +6,9 @@ stay. Anything named `sbg<k>...` whose lock is not held is such a leftover. Ever
 safe to call when nothing is left (and never touches a live instance's objects).
 
 Machine processes are found two ways: by network namespace (every process inside a server runs
-in `sbg<k>-s<id>`) and by command line (the `systemd-nspawn` supervisor runs in the host's
-namespace but names its netns and directory on the command line).
+in `sbg<k>-s<id>`, each private network's dnsmasq in `sbg<k>-n<id>`) and by command line (the
+`systemd-nspawn` supervisor runs in the host's namespace but names its netns and directory on
+the command line).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scherbelberg.emulator.machines import cgroups
-from scherbelberg.emulator.machines.lab import LOCK_DIR, NETNS_DIR, PREFIX, host_veth, lock_path
+from scherbelberg.emulator.machines.lab import (
+    LOCK_DIR,
+    NETNS_DIR,
+    PREFIX,
+    host_veth,
+    lock_path,
+    run_dir,
+)
 from scherbelberg.emulator.machines.util import run_sync
 
 DEFAULT_STATE_DIR = Path("/var/lib/scherbelberg/emulator")
@@ -39,7 +47,7 @@ def state_dir() -> Path:
 @dataclass(frozen=True)
 class Leftover:
     index: int
-    kind: str  # "process", "mount", "netns", "link", "cgroup", "state"
+    kind: str  # "process", "mount", "netns", "link", "cgroup", "state", "run" (dnsmasq's files)
     what: str
 
 
@@ -120,8 +128,9 @@ def _mounts(k: int, base: Path) -> list[str]:
 def _instances(base: Path) -> set[int]:
     ks = {int(m.group(1)) for n in _netns_names() if (m := _NS_RE.match(n))}
     ks |= {int(m.group(1)) for n in _host_links() if (m := _LINK_RE.match(n))}
-    if base.is_dir():
-        ks |= {int(m.group(1)) for p in base.iterdir() if (m := _STATE_RE.match(p.name))}
+    for d in (base, LOCK_DIR):
+        if d.is_dir():
+            ks |= {int(m.group(1)) for p in d.iterdir() if (m := _STATE_RE.match(p.name))}
     return ks
 
 
@@ -135,6 +144,8 @@ def instance_leftovers(k: int, base: Path | None = None) -> list[Leftover]:
     items += [Leftover(k, "cgroup", str(g)) for g in cgroups.instance_groups(f"{PREFIX}{k}")]
     if (base / f"{PREFIX}{k}").exists():
         items.append(Leftover(k, "state", str(base / f"{PREFIX}{k}")))
+    if run_dir(k).exists():
+        items.append(Leftover(k, "run", str(run_dir(k))))
     return items
 
 
@@ -167,6 +178,7 @@ def remove_instance_sync(k: int, base: Path | None = None) -> None:
     for g in cgroups.instance_groups(f"{PREFIX}{k}"):
         cgroups.remove_tree(g)
     shutil.rmtree(base / f"{PREFIX}{k}", ignore_errors=True)
+    shutil.rmtree(run_dir(k), ignore_errors=True)
 
 
 async def remove_instance(k: int, base: Path | None = None) -> None:
@@ -178,10 +190,11 @@ def remove_network_objects_sync(k: int) -> None:
         run_sync("ip", "netns", "del", n, check=False)
     if host_veth(k) in _host_links():
         run_sync("ip", "link", "del", host_veth(k), check=False)
+    shutil.rmtree(run_dir(k), ignore_errors=True)
 
 
 async def remove_network_objects(k: int) -> None:
-    """Namespaces and the host veth of instance k (the lab's own teardown)."""
+    """Namespaces, the host veth and runtime files of instance k (the lab's own teardown)."""
     await asyncio.to_thread(remove_network_objects_sync, k)
 
 

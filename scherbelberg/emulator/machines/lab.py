@@ -18,9 +18,11 @@ lifetime of the instance, so a cleanup tool can tell live instances from dead on
 - host ↔ lab: veth `sbg<k>h` (host, 198.18.k.1/24) ↔ `uplink` (lab).
 - `sbg<k>-out`: another host on the public network (198.18.k.2/24), for tests of firewalls.
 - `sbg<k>-s<id>`: each server's namespace, with `eth0` (public IP/32, default via 172.31.1.1
-  onlink) whose peer in the lab is `sbg<k>p<id>`, and `ens10`, `ens11`, ... for private networks.
-- private networks: one bridge per network in the lab (`sbg<k>n<id>`), without an address, so
-  private traffic never reaches the public side or another network.
+  onlink) whose peer in the lab is `sbg<k>p<id>`, and its private NICs (`enp7s0`, ... or
+  `ens10`, ... by server type; no address: the guest asks DHCP).
+- `sbg<k>-n<id>`: each private network's namespace with its gateway and DHCP server
+  (`private_net.py`), not connected to the lab, so private traffic never reaches the public side
+  or another network. Runtime files under /run/scherbelberg/sbg<k>/.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from aiohttp import web
 from scherbelberg.emulator.interpreters import LIST_NAME, MIRROR_PATH, InterpreterMirror
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
 from scherbelberg.emulator.machines.firewall import render_ruleset
+from scherbelberg.emulator.machines.private_net import PrivateNetwork, private_nic_name
 from scherbelberg.emulator.machines.util import in_netns, run
 from scherbelberg.emulator.mirror import PypiMirror
 
@@ -72,6 +75,15 @@ def lock_path(k: int, lock_dir: Path = LOCK_DIR) -> Path:
     return lock_dir / f"lab-{k}.lock"
 
 
+def run_dir(k: int) -> Path:
+    """Runtime files of instance k's private networks (dnsmasq's hosts and options)."""
+    return LOCK_DIR / f"{PREFIX}{k}"
+
+
+def network_netns(k: int, network_id: int) -> str:
+    return f"{PREFIX}{k}-n{network_id}"
+
+
 def _ifname(preferred: str, fallback: str) -> str:
     """Interface names are at most 15 characters; names in the lab netns only need to be
     unique there, so a shorter fallback is fine for huge ids."""
@@ -86,8 +98,9 @@ class _Server:
     server_id: int
     public_ip: ipaddress.IPv4Address | None
     lab_if: str
-    # network id -> (lab-side veth, guest-side name)
-    private: dict[int, tuple[str, str]] = field(default_factory=dict)
+    server_type: str = ""
+    # network id -> the guest's NIC name
+    private: dict[int, str] = field(default_factory=dict)
 
 
 class Lab:
@@ -99,7 +112,7 @@ class Lab:
         self._lock_fd: int | None = None
         self.index = -1
         self._servers: dict[int, _Server] = {}
-        self._networks: set[int] = set()
+        self._networks: dict[int, PrivateNetwork] = {}
         # servers are created concurrently: one lock for the shared pieces of the lab
         self._network_lock = asyncio.Lock()
         self._firewall_lock = asyncio.Lock()
@@ -107,7 +120,6 @@ class Lab:
         self._echo_runner: web.AppRunner | None = None
         self.mirror = PypiMirror()
         self.interpreters = InterpreterMirror()
-        self._counter = 0
 
     # -- names and addresses --------------------------------------------------------------
     @property
@@ -292,6 +304,8 @@ class Lab:
             await self._echo_runner.cleanup()
             self._echo_runner = None
         await self.mirror.close()
+        for net in list(self._networks.values()):
+            await net.stop()
         if self.index >= 0:
             from scherbelberg.emulator.machines.cleanup import remove_network_objects
 
@@ -326,14 +340,17 @@ class Lab:
         self._echo_runner = runner
 
     # -- servers ---------------------------------------------------------------------------
-    async def add_server(self, server_id: int, public_ip: ipaddress.IPv4Address | None) -> str:
-        """Create the server's namespace with `eth0` wired to the lab; returns the netns path."""
+    async def add_server(
+        self, server_id: int, public_ip: ipaddress.IPv4Address | None, server_type: str = ""
+    ) -> str:
+        """Create the server's namespace with `eth0` wired to the lab; returns the netns path.
+        `server_type` (the Hetzner type's name) decides the names of its private NICs."""
         if server_id in self._servers:
             return self.server_netns_path(server_id)
         ns, lab = self.server_ns(server_id), self.lab_ns
         lab_if = _ifname(f"{self.prefix}p{server_id}", f"p{server_id}")
         await run("ip", "netns", "add", ns)
-        self._servers[server_id] = _Server(server_id, public_ip, lab_if)
+        self._servers[server_id] = _Server(server_id, public_ip, lab_if, server_type)
         await run("ip", "-n", ns, "link", "set", "lo", "up")
         await run(
             "ip", "link", "add", lab_if, "netns", lab, "type", "veth",
@@ -357,61 +374,76 @@ class Lab:
         if self._policies.pop(server_id, None) is not None:
             await self._apply_firewall()
         if srv is not None:
-            for lab_if, _guest in srv.private.values():
-                await run("ip", "-n", self.lab_ns, "link", "del", lab_if, check=False)
+            for network_id in list(srv.private):
+                await self.detach(server_id, network_id)
             await run("ip", "-n", self.lab_ns, "link", "del", srv.lab_if, check=False)
         await run("ip", "netns", "del", self.server_ns(server_id), check=False)
 
     # -- private networks ------------------------------------------------------------------
-    def _bridge(self, network_id: int) -> str:
-        return _ifname(f"{self.prefix}n{network_id}", f"n{network_id}")
-
-    async def _ensure_network(self, network_id: int) -> str:
-        br = self._bridge(network_id)
+    async def _ensure_network(self, att: PrivateAttachment) -> PrivateNetwork:
         async with self._network_lock:
-            if network_id not in self._networks:
-                await run("ip", "-n", self.lab_ns, "link", "add", br, "type", "bridge")
-                await run("ip", "-n", self.lab_ns, "link", "set", br, "up")
-                self._networks.add(network_id)
-        return br
+            net = self._networks.get(att.network_id)
+            if net is None:
+                net = PrivateNetwork(
+                    network_netns(self.index, att.network_id),
+                    att.network_id,
+                    att.ip_range,
+                    att.gateway,
+                    run_dir(self.index) / f"n{att.network_id}",
+                )
+                await net.start()
+                self._networks[att.network_id] = net
+        return net
 
     async def attach(self, server_id: int, attachment: PrivateAttachment) -> str:
-        """Plug the server into the network's bridge as ens10, ens11, ...; returns the name."""
+        """Plug the server into the network as its next private NIC (by Hetzner's naming for
+        its type), without an address; returns the NIC's name in the guest."""
         srv = self._servers[server_id]
         if attachment.network_id in srv.private:
             await self.detach(server_id, attachment.network_id)
-        br = await self._ensure_network(attachment.network_id)
-        used = {guest for _lab, guest in srv.private.values()}
-        guest = next(f"ens{i}" for i in range(10, 100) if f"ens{i}" not in used)
-        self._counter += 1
-        lab_if = f"v{self._counter}"
-        ns = self.server_ns(server_id)
-        await run(
-            "ip", "link", "add", lab_if, "netns", self.lab_ns, "type", "veth",
-            "peer", "name", guest, "netns", ns,
-        )  # fmt: skip
-        srv.private[attachment.network_id] = (lab_if, guest)
-        await run("ip", "-n", self.lab_ns, "link", "set", lab_if, "master", br, "up")
-        prefix = attachment.ip_range.prefixlen
-        await run("ip", "-n", ns, "addr", "add", f"{attachment.ip}/{prefix}", "dev", guest)
-        await run("ip", "-n", ns, "link", "set", guest, "up")
+        net = await self._ensure_network(attachment)
+        used = set(srv.private.values())
+        guest = next(
+            name
+            for slot in range(80)
+            if (name := private_nic_name(srv.server_type, slot)) not in used
+        )
+        await net.plug(server_id, self.server_ns(server_id), guest, attachment)
+        srv.private[attachment.network_id] = guest
         return guest
+
+    def private_nic(self, server_id: int, network_id: int) -> str | None:
+        """The guest's name of the server's NIC in the network (None: not attached)."""
+        srv = self._servers.get(server_id)
+        return srv.private.get(network_id) if srv is not None else None
+
+    async def reset_private_nics(self, server_id: int) -> None:
+        """Before each boot: private NICs down and without address, as a real boot finds them
+        (the namespace outlives the guest, and the last boot's DHCP address stays on it)."""
+        srv = self._servers.get(server_id)
+        if srv is None:
+            return
+        ns = self.server_ns(server_id)
+        for guest in srv.private.values():
+            await run("ip", "-n", ns, "addr", "flush", "dev", guest, check=False)
+            await run("ip", "-n", ns, "link", "set", guest, "down", check=False)
 
     async def detach(self, server_id: int, network_id: int) -> None:
         srv = self._servers.get(server_id)
         if srv is None or network_id not in srv.private:
             return
-        lab_if, _guest = srv.private.pop(network_id)
-        await run("ip", "-n", self.lab_ns, "link", "del", lab_if, check=False)
+        srv.private.pop(network_id)
+        net = self._networks.get(network_id)
+        if net is not None:
+            await net.unplug(server_id)
 
     async def delete_network(self, network_id: int) -> None:
         for srv in self._servers.values():
             if network_id in srv.private:
                 await self.detach(srv.server_id, network_id)
-        if network_id in self._networks:
-            await run("ip", "-n", self.lab_ns, "link", "del", self._bridge(network_id),
-                      check=False)  # fmt: skip
-            self._networks.discard(network_id)
+        net = self._networks.pop(network_id, None)
+        if net is not None:
+            await net.stop()
 
     # -- firewalls -------------------------------------------------------------------------
     async def set_firewall(self, server_id: int, policy: FirewallPolicy) -> None:

@@ -13,8 +13,8 @@ Per machine (state in `<state dir>/sbg<k>/servers/<id>/`):
   apt sources that name the lab's apt cache (`apt_cache.py`), like Hetzner's mirror.
 - the image of its system image's name and architecture (`image.py` recipes: debian-12 and
   debian-13; other names boot debian-12), built on first use when not built yet.
-- a network namespace from the `Lab` (public eth0, private ens10...), passed to nspawn with
-  `--network-namespace-path`.
+- a network namespace from the `Lab` (public eth0, private enp7s0... configured by the guest's
+  DHCP, see `guest_network.py`), passed to nspawn with `--network-namespace-path`.
 - cgroups with the server type's memory and CPUs (best effort, see `cgroups.py`).
 - a supervisor task that relaunches nspawn when the guest reboots (exit code 133) and calls the
   exit callback when the machine stops on its own.
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from scherbelberg.emulator.machines import cleanup
+from scherbelberg.emulator.machines import cleanup, guest_network
 from scherbelberg.emulator.machines.apt_cache import AptCache
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
@@ -69,7 +69,8 @@ logger = logging.getLogger(__name__)
 
 NSPAWN_RUN_DIR = Path("/run/systemd/nspawn")
 EXIT_REBOOT = 133
-TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp", "apt-cacher-ng")
+TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp", "apt-cacher-ng",
+         "dnsmasq")  # fmt: skip
 
 
 def missing_requirements(image_dir: Path | None = None) -> list[str]:
@@ -84,7 +85,8 @@ def missing_requirements(image_dir: Path | None = None) -> list[str]:
     if absent:
         missing.append(
             "missing commands: " + ", ".join(absent)
-            + " (apt-get install systemd-container iproute2 nftables debootstrap apt-cacher-ng)"
+            + " (apt-get install systemd-container iproute2 nftables debootstrap apt-cacher-ng"
+            + " dnsmasq-base)"
         )  # fmt: skip
     try:
         filesystems = Path("/proc/filesystems").read_text()
@@ -292,7 +294,7 @@ class NspawnBackend:
             _write_apt_sources(m.upper, self.apt.sources(_debian_suite(lowers)))
         self._machines[spec.server_id] = m
         try:
-            await self.lab.add_server(spec.server_id, spec.public_ipv4)
+            await self.lab.add_server(spec.server_id, spec.public_ipv4, spec.server_type)
             for att in spec.private_networks:
                 await self.attach_network(spec.server_id, att)
         except BaseException:
@@ -312,6 +314,9 @@ class NspawnBackend:
             f"--machine={self.lab.prefix}-s{sid}",
             f"--directory={m.merged}",
             f"--network-namespace-path={self.lab.server_netns_path(sid)}",
+            # root in the guest configures its private NICs (DHCP) as on a VM; nspawn keeps
+            # CAP_NET_ADMIN for --private-network only, not for a namespace given by path
+            "--capability=CAP_NET_ADMIN",
         ]
 
     def _launch_script(self, m: _Machine) -> str:
@@ -337,6 +342,7 @@ class NspawnBackend:
 
     async def _launch(self, m: _Machine) -> asyncio.subprocess.Process:
         script = m.dir / "launch.sh"
+        await self.lab.reset_private_nics(m.spec.server_id)
         console = await asyncio.to_thread(self._open_console, m)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -496,10 +502,15 @@ class NspawnBackend:
 
     # -- networks and firewalls --------------------------------------------------------------
     async def attach_network(self, server_id: int, attachment: PrivateAttachment) -> None:
-        await self.lab.attach(server_id, attachment)
+        nic = await self.lab.attach(server_id, attachment)
         self._machines[server_id].attachments[attachment.network_id] = attachment
+        # a running guest learns of the new NIC as from udev (a booting one finds it by its scan)
+        await self._in_guest(server_id, guest_network.hotplug_command(nic))
 
     async def detach_network(self, server_id: int, network_id: int) -> None:
+        nic = self.lab.private_nic(server_id, network_id)
+        if nic is not None:  # the guest's DHCP client goes with the NIC (BindsTo= on Hetzner)
+            await self._in_guest(server_id, guest_network.unplug_command(nic))
         await self.lab.detach(server_id, network_id)
         m = self._machines.get(server_id)
         if m is not None:
@@ -523,6 +534,16 @@ class NspawnBackend:
 
     def server_netns_path(self, server_id: int) -> str:
         return self.lab.server_netns_path(server_id)
+
+    async def _in_guest(self, server_id: int, cmd: list[str]) -> None:
+        """Run `cmd` in the guest if it runs; a guest that is not up yet is left alone."""
+        m = self._machines.get(server_id)
+        if m is None or m.task is None or self._guest_init(m) is None:
+            return
+        try:
+            await self.exec_in(server_id, *cmd)
+        except Exception as exc:  # booting or shutting down: its own scan covers a boot
+            logger.info("machine %s: %s failed: %s", server_id, " ".join(cmd), exc)
 
     async def exec_in(self, server_id: int, *cmd: str) -> str:
         """Run a command inside the running guest (all its namespaces) and return stdout."""

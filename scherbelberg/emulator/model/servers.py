@@ -11,6 +11,7 @@ import ipaddress
 import re
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..machines.base import MachineSpec
@@ -193,8 +194,10 @@ def create(world: World, project: Project, body: dict[str, Any]) -> dict[str, An
     world.track_server(project, server.id)
     if placement_group_id is not None:
         project.placement_groups[placement_group_id].servers.append(server.id)
+    silence = world.faults.dhcp_silence(name)
     attachments = [
-        networks.join(project, project.networks[nid], server, None) for nid in network_ids
+        replace(networks.join(project, project.networks[nid], server, None), dhcp_silence=silence)
+        for nid in network_ids
     ]
     for fid in firewall_ids:
         project.firewalls[fid].applied_servers.append(server.id)
@@ -210,6 +213,7 @@ def create(world: World, project: Project, body: dict[str, Any]) -> dict[str, An
         memory_mib=int(server_type.memory * 1024),
         cpus=server_type.cores,
         architecture=server_type.architecture,
+        server_type=server_type.name,
     )
     create_action = world.new_action(
         project, "create_server", [(server.id, "server")], world.latency.create_server
@@ -496,7 +500,10 @@ def attach_to_network(
             ip = ipaddress.IPv4Address(wanted)
         except ValueError:
             raise invalid_input("ip", f"{wanted!r} is not an IPv4 address") from None
-    attachment = networks.join(project, network, server, ip)
+    attachment = replace(
+        networks.join(project, network, server, ip),
+        dhcp_silence=world.faults.dhcp_silence(server.name),
+    )
     action = world.new_action(
         project,
         "attach_to_network",
