@@ -12,6 +12,11 @@ from hcloud.server_types import ServerType
 from tests.machines import Keys, ssh_run
 
 PING = "ping -c 1 -W 2 {ip} >/dev/null && echo reachable || echo unreachable"
+# the first private NIC of a cx23 is enp7s0; its address comes by DHCP a moment after boot
+WAIT_DHCP = (
+    "for i in $(seq 120); do ip -4 -o addr show dev enp7s0 | grep -q inet && exit 0; sleep 0.5;"
+    " done; exit 1"
+)
 
 
 def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> None:
@@ -43,6 +48,10 @@ def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> Non
 
     async def check() -> None:
         await asyncio.gather(*(ssh_run(ip, keys, "true") for ip in public.values()))
+        # the members' guests configure their NICs by DHCP after boot
+        await asyncio.gather(
+            *(ssh_run(public[n], keys, WAIT_DHCP) for n in ("inside-a", "inside-b"))
+        )
         a_to_b = await ssh_run(public["inside-a"], keys, PING.format(ip=private_b))
         b_to_a = await ssh_run(public["inside-b"], keys, PING.format(ip=private_a))
         out_to_b = await ssh_run(public["outside"], keys, PING.format(ip=private_b))
@@ -50,6 +59,6 @@ def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> Non
         assert a_to_b.strip() == "reachable"
         assert b_to_a.strip() == "reachable"
         assert out_to_b.strip() == "unreachable"
-        assert private_a in addresses
+        assert f"enp7s0    inet {private_a}/32" in addresses
 
     asyncio.run(check())
