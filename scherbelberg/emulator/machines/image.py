@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scherbelberg.emulator.machines import guest_network
+from scherbelberg.emulator.machines import binfmt, guest_network
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ class Recipe:
         h = hashlib.sha256()
         parts = (str(RECIPE_VERSION), self.name, self.suite, self.arch, ",".join(PACKAGES),
                  CLOUD_CFG, AUTO_UPGRADES, *MASKED_UNITS, guest_network.RECIPE)  # fmt: skip
-        for part in parts:
+        # arm64 images are booted under qemu-user: binfmt.adapt_rootfs
+        emulated = (binfmt.ROOTFS_RECIPE,) if self.arch == "arm64" else ()
+        for part in (*parts, *emulated):
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()[:12]
@@ -321,6 +323,10 @@ def _remove_stale(parent: Path, name: str) -> None:
 
 def _build(r: Recipe, rootfs: Path, mirror: str, say: Progress) -> None:
     rootfs.parent.mkdir(parents=True, exist_ok=True)
+    if r.arch == "arm64":
+        # debootstrap runs its second stage (the packages' scripts) in a chroot: with
+        # qemu-aarch64 registered it runs emulated, no --foreign step needed (~8 CPU-minutes)
+        binfmt.ensure_aarch64()
     cmd = [
         "debootstrap",
         "--variant=minbase",
@@ -346,6 +352,8 @@ def _build(r: Recipe, rootfs: Path, mirror: str, say: Progress) -> None:
         raise RuntimeError(f"debootstrap failed ({proc.returncode}):\n" + "\n".join(tail))
     say("  configuring image")
     _configure(rootfs)
+    if r.arch == "arm64":
+        binfmt.adapt_rootfs(rootfs)
 
 
 def _configure(rootfs: Path) -> None:

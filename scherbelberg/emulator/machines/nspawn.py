@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from scherbelberg.emulator.machines import cleanup, guest_network
+from scherbelberg.emulator.machines import binfmt, cleanup, guest_network
 from scherbelberg.emulator.machines.apt_cache import AptCache
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
@@ -317,7 +317,14 @@ class NspawnBackend:
             # root in the guest configures its private NICs (DHCP) as on a VM; nspawn keeps
             # CAP_NET_ADMIN for --private-network only, not for a namespace given by path
             "--capability=CAP_NET_ADMIN",
+            *self._arm_args(m),
         ]
+
+    @staticmethod
+    def _arm_args(m: _Machine) -> list[str]:
+        """An arm guest under qemu-user is halted with another signal (binfmt.py says why)."""
+        signal_ = binfmt.nspawn_kill_signal() if m.spec.architecture == "arm" else None
+        return [f"--kill-signal={signal_}"] if signal_ else []
 
     def _launch_script(self, m: _Machine) -> str:
         lowerdir = ":".join(str(p) for p in m.lowers)
@@ -359,6 +366,8 @@ class NspawnBackend:
         if m.task is not None:
             return
         m.requested_stop = False
+        if m.spec.architecture == "arm":  # registered once per host boot; a clear error if not
+            await asyncio.to_thread(binfmt.ensure_aarch64)
         await asyncio.to_thread(m.cgroups.create, m.spec.memory_mib, m.spec.cpus)
         proc = await self._launch(m)
         m.proc = proc
