@@ -96,7 +96,7 @@ def _ns_inode(path: Path) -> int | None:
 def _processes(k: int, base: Path) -> dict[int, str]:
     """pid -> description of every process belonging to instance k."""
     inodes = {i for n in _netns_names(k) if (i := _ns_inode(NETNS_DIR / n)) is not None}
-    markers = (f"{NETNS_DIR}/{PREFIX}{k}-", f"{base}/{PREFIX}{k}/")
+    markers = (f"{NETNS_DIR}/{PREFIX}{k}-", f"{base}/{PREFIX}{k}/", f"{run_dir(k)}/")
     found: dict[int, str] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():

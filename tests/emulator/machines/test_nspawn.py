@@ -318,7 +318,7 @@ async def test_lifecycle_and_snapshot(backend: NspawnBackend) -> None:
 CRASHING_EMULATOR = """
 import asyncio, ipaddress, sys
 from pathlib import Path
-from scherbelberg.emulator.machines.base import MachineSpec
+from scherbelberg.emulator.machines.base import MachineSpec, PrivateAttachment
 from scherbelberg.emulator.machines.nspawn import NspawnBackend
 
 async def main():
@@ -326,7 +326,10 @@ async def main():
     await b.start()
     await b.prepare_images()
     b.register_system_image(1)
-    await b.create(MachineSpec(1, "crash", 1, b.public_range.network_address + 30, None))
+    net = ipaddress.IPv4Network("10.0.0.0/16")
+    private = PrivateAttachment(7, ipaddress.IPv4Address("10.0.1.2"), net, net[1])
+    await b.create(MachineSpec(1, "crash", 1, b.public_range.network_address + 30, None,
+                               private_networks=[private]))
     await b.power_on(1)
     print(b.lab.index, flush=True)
     await asyncio.sleep(3600)
@@ -353,6 +356,10 @@ async def test_cleanup_after_crash(tmp_path: Path) -> None:
         await proc.wait()
     found = cleanup.find_leftovers(state)
     assert {i.kind for i in found if i.index == index} >= {"process", "netns", "link", "state"}
+    # the private network's namespace, its dnsmasq and dnsmasq's files are leftovers too
+    assert f"sbg{index}-n7" in {i.what for i in found if i.kind == "netns"}, found
+    assert any("dnsmasq" in i.what for i in found if i.kind == "process"), found
+    assert any(i.kind == "run" for i in found if i.index == index), found
     cleanup.remove_leftovers(state)
     assert leftovers_of(index, state) == []
     assert cleanup.remove_leftovers(state) == []  # nothing left: still fine
