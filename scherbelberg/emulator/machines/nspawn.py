@@ -132,7 +132,8 @@ class NspawnBackend:
     - `image_dir`: image cache (default `SCHERBELBERG_IMAGE_DIR` or /var/cache/scherbelberg/images).
     - `lab_index`: force instance index k (default: the first free one).
     - `mirror`: Debian mirror for the image build (default: the host's).
-    - `progress`: called with human-readable lines while the image builds.
+    - `progress`: called with human-readable lines while an image builds (default: logged as
+      warnings, so a first-use build shows on stderr).
     """
 
     name = "nspawn"
@@ -149,7 +150,8 @@ class NspawnBackend:
         self._state_base = state_dir or cleanup.state_dir()
         self._image_dir = image_dir
         self._mirror = mirror
-        self._progress = progress
+        # a build (minutes) is worth a line on the emulator's stderr, even without --debug
+        self._progress = progress or logger.warning
         self.lab = Lab(lab_index)
         self._machines: dict[int, _Machine] = {}
         self._removals: set[asyncio.Task[None]] = set()  # disks being deleted in the background
