@@ -225,17 +225,19 @@ def _cleanup(dry_run: bool) -> None:
 
 
 def _build_image() -> None:
-    """Build every machine image the tests use (each recipe of image.py), so CI builds once.
-    Images of a foreign architecture need qemu-user-static; a failure there is reported and
-    skipped (those images are built on first use), a failure of a native one fails."""
-    from .machines.image import RECIPES, ensure_image, host_arch
+    """Build every machine image the tests boot (image.PREBUILT), so CI builds once; others
+    are built on first use. Images of a foreign architecture need qemu-user-static; a failure
+    there is reported and skipped (they are built on first use), a failure of a native one
+    fails."""
+    from .machines.image import PREBUILT, ensure_image, host_arch, recipe
     from .machines.nspawn import missing_requirements
 
     missing = missing_requirements()
     if missing:
         click.echo("error: cannot build the machine image: " + "; ".join(missing), err=True)
         sys.exit(2)
-    for r in sorted(RECIPES.values(), key=lambda r: r.arch != host_arch()):  # native first
+    recipes = [recipe(name, arch) for name, arch in PREBUILT]
+    for r in sorted(recipes, key=lambda r: r.arch != host_arch()):  # native first
         try:
             path = ensure_image(r.name, r.arch, lambda message: click.echo(message, err=True))
         except Exception as exc:

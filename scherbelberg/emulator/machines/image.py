@@ -98,6 +98,9 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     for name, (suite, python) in SUITES.items()
     for arch in DEBIAN_ARCH.values()
 }
+# What `--build-image` (ci/setup) builds ahead of time: every image the test suite boots. The
+# others (debian-13 arm64) are built on first use.
+PREBUILT = (("debian-12", "amd64"), ("debian-13", "amd64"), ("debian-12", "arm64"))
 # What a system image without a recipe of its own boots (ubuntu, rocky, alma): see
 # docs/emulator.md "Machine images".
 FALLBACK_IMAGE = "debian-12"

@@ -82,6 +82,8 @@ def test_recipes_per_name_and_architecture(tmp_path: Path) -> None:
     # bare as Hetzner's: no venv or pip in any image; unattended upgrades in all
     assert not {"python3-venv", "python3-pip"} & set(image.PACKAGES)
     assert "unattended-upgrades" in image.PACKAGES
+    # what --build-image builds ahead of time are real recipes, not fallbacks
+    assert all(key in image.RECIPES for key in image.PREBUILT)
 
 
 def test_apt_cache_config_and_guest_sources(tmp_path: Path) -> None:

@@ -360,6 +360,8 @@ async def test_cleanup_after_crash(tmp_path: Path) -> None:
     assert f"sbg{index}-n7" in {i.what for i in found if i.kind == "netns"}, found
     assert any("dnsmasq" in i.what for i in found if i.kind == "process"), found
     assert any(i.kind == "run" for i in found if i.index == index), found
+    # the instance's apt cache daemon is a leftover too (its state dir is on its command line)
+    assert any("apt-cacher-ng" in i.what for i in found if i.kind == "process"), found
     cleanup.remove_leftovers(state)
     assert leftovers_of(index, state) == []
     assert cleanup.remove_leftovers(state) == []  # nothing left: still fine
