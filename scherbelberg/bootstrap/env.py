@@ -179,7 +179,7 @@ def install_script(env: EnvSpec) -> str:
 
 _PREAMBLE = r"""# scherbelberg: install the Dask environment
 die() { echo "scherbelberg: error: $*" >&2; exit 1; }
-log() { echo "scherbelberg: $*"; }
+log() { echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') $*"; }
 fetch() {
   if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 5 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
@@ -392,6 +392,7 @@ fi
 if [ -n "$PY" ]; then
   log "venv from $PY at $P"
   "$P/bin/pip" install{pip_index} {_q(uv)} || die "could not install uv into $P"
+  log "uv installed into $P"
 else
   log "no usable python$V: uv from the package index, then a uv-managed Python $V"
   T=$(mktemp -d)
@@ -399,6 +400,7 @@ else
     || die "could not get uv from {index}"
 {downloads}  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
   "$T/uv" python install "$V" || die "uv python install $V failed"
+  log "uv-managed Python $V installed in $UV_PYTHON_INSTALL_DIR"
   "$T/uv" venv --python "$V" "$P" || die "uv venv --python $V $P failed"
   install -m 0755 "$T/uv" "$P/bin/uv"
   rm -rf "$T"
