@@ -13,8 +13,12 @@ Three ways to get the environment onto a node:
   python3.X-venv (Hetzner's debian-12), apt installs it first. Without a matching `python3.X`
   on the node, `uv` comes from the package index (its wheel) and installs a managed Python:
   python-build-standalone from GitHub, or what `python_downloads_json_url` lists.
-- `conda`: micromamba from conda-forge, the env created from `conda_channel`, extras with pip.
-  Verified only on real Hetzner: conda-forge is out of reach of the tests and the local Hetzner.
+- `conda`: the client's own conda environment, package for package: its explicit list (read
+  from `conda-meta/`, mapped to the node's platform: `conda_env.py`) installed without a solve
+  by py-rattler, then the client's pip-installed extras with uv. py-rattler rather than
+  micromamba: it comes from the package index the node already uses for uv (PyPI or its
+  mirror), where micromamba comes from micro.mamba.pm / GitHub; and its `install` links an
+  exact list of records (no solver involved), as `micromamba create --file explicit.txt` does.
 - `preinstalled`: the image already holds the env; only the checks run.
 """
 
@@ -29,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
+
+from . import conda_env
 
 # Distributions whose versions must match between the client and the nodes: Dask itself, and
 # everything that (de)serializes or compresses what travels between them.
@@ -45,16 +51,16 @@ PINNED_DISTRIBUTIONS = (
     "lz4",
 )
 
-# conda-forge package names where they differ from the Python distribution name. The version
-# check looks up the distribution name, which is what the conda package installs.
-CONDA_NAMES = {"dask": "dask-core", "msgpack": "msgpack-python"}
-
-MICROMAMBA_URL = "https://micro.mamba.pm/api/micromamba/{platform}/latest"
+# The conda installer on the nodes (py-rattler, from the package index); pinned: the node-side
+# script below uses its API (RepoData.into_repo_data, install)
+RATTLER_VERSION = "0.28.0"
 PYPI_SIMPLE = "https://pypi.org/simple/"  # where a node gets uv when no index_url is given
 
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 _EXACT_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
 _DISTRIBUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SUBDIR = re.compile(r"^[a-z0-9]+(-[a-z0-9_]+)?$")
+_EXPLICIT_LINE = re.compile(r"^https?://[^\s'#]+#[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class EnvSpec:
     the pip method installs on the node (None: the newest). `python_downloads_json_url` is a
     list of managed Pythons in uv's format (UV_PYTHON_DOWNLOADS_JSON_URL) for nodes without the
     client's python3.X; None: uv's own list (python-build-standalone on GitHub).
+    `conda_packages` (conda method): per conda subdir (linux-64, ...) the explicit list of
+    package URLs with their md5 (`url#md5`) that nodes of that platform install.
     """
 
     method: Literal["pip", "conda"]
@@ -73,7 +81,7 @@ class EnvSpec:
     pins: tuple[tuple[str, str], ...]
     extra_packages: tuple[str, ...] = ()
     index_url: str | None = None
-    conda_channel: str = "conda-forge"
+    conda_packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
     prefix: str = "/opt/scherbelberg/env"
     preinstalled: bool = False
     uv_version: str | None = None
@@ -99,6 +107,9 @@ class EnvSpec:
         for requirement in self.extra_packages:
             if not requirement.strip() or requirement.lstrip().startswith("-"):
                 raise ValueError(f"extra_packages holds requirements, not options: {requirement!r}")
+        for subdir, lines in self.conda_packages:
+            if not _SUBDIR.match(subdir) or not all(_EXPLICIT_LINE.match(x) for x in lines):
+                raise ValueError(f"bad conda package list for {subdir!r}")
 
 
 def _installed_version(name: str) -> str | None:
@@ -115,7 +126,14 @@ def client_env_spec(
     preinstalled: bool = False,
     python_downloads_json_url: str | None = None,
 ) -> EnvSpec:
-    """The environment the nodes need to work with this client: its Python, its versions."""
+    """The environment the nodes need to work with this client: its Python, its versions;
+    with the conda method, its conda environment's explicit list and its pip-installed extras
+    (both empty when this Python is not in a conda environment: settings refuse that)."""
+    conda_packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if method == "conda" and conda_env.in_conda():
+        client = conda_env.read_env()
+        conda_packages = ((client.subdir, tuple(p.explicit for p in client.packages)),)
+        extra_packages = (*client.pip_extras, *extra_packages)
     pins = tuple(
         (name, version)
         for name in PINNED_DISTRIBUTIONS
@@ -130,6 +148,7 @@ def client_env_spec(
         preinstalled=preinstalled,
         uv_version=_installed_version("uv"),
         python_downloads_json_url=python_downloads_json_url,
+        conda_packages=conda_packages,
     )
 
 
@@ -161,7 +180,6 @@ def with_dashboard(env: EnvSpec) -> EnvSpec:
 def install_script(env: EnvSpec) -> str:
     """The POSIX sh body of the bootstrap's `environment` step, for `env`.
 
-    The conda method is verified only on real Hetzner (see `_conda_install`).
     Self-contained (its own helpers, no shebang, no `set` of its own: the caller runs it under
     `set -eu`, in a subshell). Any failure prints a line starting with `scherbelberg: error:`
     to stderr and exits non-zero.
@@ -179,7 +197,7 @@ def install_script(env: EnvSpec) -> str:
 
 _PREAMBLE = r"""# scherbelberg: install the Dask environment
 die() { echo "scherbelberg: error: $*" >&2; exit 1; }
-log() { echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') $*"; }
+log() { echo "scherbelberg: $*"; }
 fetch() {
   if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 5 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
@@ -392,7 +410,6 @@ fi
 if [ -n "$PY" ]; then
   log "venv from $PY at $P"
   "$P/bin/pip" install{pip_index} {_q(uv)} || die "could not install uv into $P"
-  log "uv installed into $P"
 else
   log "no usable python$V: uv from the package index, then a uv-managed Python $V"
   T=$(mktemp -d)
@@ -400,7 +417,6 @@ else
     || die "could not get uv from {index}"
 {downloads}  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
   "$T/uv" python install "$V" || die "uv python install $V failed"
-  log "uv-managed Python $V installed in $UV_PYTHON_INSTALL_DIR"
   "$T/uv" venv --python "$V" "$P" || die "uv venv --python $V $P failed"
   install -m 0755 "$T/uv" "$P/bin/uv"
   rm -rf "$T"
@@ -410,42 +426,92 @@ fi
     )
 
 
-# --- conda (micromamba) ----------------------------------------------------------------------
+# --- conda (py-rattler) ----------------------------------------------------------------------
+
+# The node side of the conda method, run by py-rattler's Python: every `url#md5` line of the
+# explicit list is looked up by file name in its channel's repodata.json for that subdir (which
+# gives rattler the full record: depends, noarch, sha256), the md5 compared with the list's, and
+# the records linked into the prefix with `rattler.install`: no solver is involved.
+# argv: explicit list file, prefix, package cache directory.
+_RATTLER_INSTALL_PY = """\
+import asyncio, os, sys, tempfile, time, urllib.request
+from rattler import Channel, RepoData, install
+listing, prefix, cache = sys.argv[1:]
+def get(url, dest):
+    for attempt in range(5):
+        try:
+            urllib.request.urlretrieve(url, dest)
+            return
+        except OSError as e:
+            if attempt == 4:
+                sys.exit("scherbelberg: error: could not fetch %s: %s" % (url, e))
+            time.sleep(2 ** attempt)
+wanted = []
+for line in open(listing):
+    line = line.strip()
+    if line and not line.startswith(("@", "#")):
+        url, _, md5 = line.partition("#")
+        channel, subdir, name = url.rsplit("/", 2)
+        wanted.append((channel, subdir, name, md5))
+known, records, bad = {}, [], []
+with tempfile.TemporaryDirectory() as tmp:
+    for channel, subdir, name, md5 in wanted:
+        if (channel, subdir) not in known:
+            path = os.path.join(tmp, "%d.json" % len(known))
+            get("%s/%s/repodata.json" % (channel, subdir), path)
+            found = RepoData.from_path(path).into_repo_data(Channel(channel))
+            known[(channel, subdir)] = {r.file_name: r for r in found}
+        record = known[(channel, subdir)].get(name)
+        if record is None or record.md5 is None or record.md5.hex() != md5:
+            bad.append("%s/%s/%s" % (channel, subdir, name))
+        else:
+            records.append(record)
+if bad:
+    sys.exit("scherbelberg: error: not in the channel with the client's md5: " + " ".join(bad))
+asyncio.run(install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
+print("scherbelberg: %d conda packages installed in %s (no solve)" % (len(records), prefix))
+"""
 
 
 def _conda_install(env: EnvSpec) -> str:
-    """micromamba from conda-forge, the env from `conda_channel`, extras with pip.
-
-    Verified only on real Hetzner servers: it needs conda-forge, which neither the test host
-    nor the local Hetzner can reach. Its unit tests only check what it would run.
-    """
-    root = posixpath.join(_tools_dir(env), "micromamba")
-    specs = [f"python={env.python}", "pip"] + [
-        f"{CONDA_NAMES.get(name, name)}={version}" for name, version in env.pins
-    ]
-    url = MICROMAMBA_URL.format(platform="$A")
+    """The client's explicit list for this node's platform, linked by py-rattler (from the
+    package index, into its own venv next to the env), then the pip extras with uv."""
+    tools = posixpath.join(_tools_dir(env), "rattler")
+    index = env.index_url or PYPI_SIMPLE
+    uv_index = _words(_uv_index_options(env))
+    lists = "".join(
+        f"  {subdir}) printf '%s\\n'{_words(lines)} >\"$T/explicit.txt\" ;;\n"
+        for subdir, lines in env.conda_packages
+    )
     extras = ""
     if env.extra_packages:
         extras = (
-            f'"$P/bin/python" -m pip install{_words(_pip_index_options(env))}'
-            f"{_words(env.extra_packages)} \\\n"
-            '  || die "pip install of the extra packages failed"\n'
+            f'"$T/uv" pip install --python "$P/bin/python"{uv_index}{_words(env.extra_packages)}'
+            ' \\\n  || die "uv pip install of the pip-installed extras failed (see above)"\n'
         )
     return f"""\
-# conda method: micromamba (verified only on real Hetzner: needs conda-forge)
+# conda method: the client's explicit package list, linked by py-rattler without a solve
 case $(uname -m) in
   x86_64|amd64) A=linux-64 ;;
   aarch64|arm64) A=linux-aarch64 ;;
-  *) die "no micromamba build for $(uname -m)" ;;
+  *) die "no conda platform for $(uname -m)" ;;
 esac
-export MAMBA_ROOT_PREFIX={_q(root)}
-mkdir -p "$MAMBA_ROOT_PREFIX"
-M="$MAMBA_ROOT_PREFIX/micromamba.tar.bz2"
-fetch "{url}" "$M" || die "could not download micromamba"
-tar -xjf "$M" -C "$MAMBA_ROOT_PREFIX" bin/micromamba || python3 -c \\
-  'import sys, tarfile as t; t.open(sys.argv[1]).extract("bin/micromamba", sys.argv[2])' \\
-  "$M" "$MAMBA_ROOT_PREFIX" || die "could not unpack micromamba"
 fresh_prefix
-"$MAMBA_ROOT_PREFIX/bin/micromamba" create -y -p "$P" --override-channels \\
-  -c {_q(env.conda_channel)}{_words(specs)} || die "micromamba create failed (see above)"
-{extras}"""
+T=$(mktemp -d)
+case $A in
+{lists}  *) die "the client's conda environment has no package list for $A" ;;
+esac
+log "conda: $(wc -l <"$T/explicit.txt") packages for $A; py-rattler {RATTLER_VERSION} from {index}"
+python3 -c {_q(_UV_FROM_INDEX_PY)} {_q(index)} {_q(env.uv_version or "")} "$T/uv" \\
+  || die "could not get uv from {index}"
+R={_q(tools)}
+rm -rf "$R"
+UV_PYTHON_DOWNLOADS=never "$T/uv" venv -q --python "$(command -v python3)" "$R" \\
+  || die "uv venv for py-rattler failed"
+"$T/uv" pip install -q --python "$R/bin/python"{uv_index} py-rattler=={RATTLER_VERSION} \\
+  || die "could not install py-rattler {RATTLER_VERSION}"
+"$R/bin/python" -c {_q(_RATTLER_INSTALL_PY)} "$T/explicit.txt" "$P" "$R/pkgs" \\
+  || die "py-rattler could not install the client's conda packages (see above)"
+{extras}install -m 0755 "$T/uv" "$P/bin/uv"
+rm -rf "$T"
+"""

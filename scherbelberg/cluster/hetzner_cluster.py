@@ -14,6 +14,7 @@ import re
 import time
 import weakref
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,7 @@ from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
 
 from .. import config  # also registers the scherbelberg config defaults
+from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec
 from ..hetzner import capacity, catalog, infra, labels, pricing
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
@@ -264,6 +266,12 @@ class HetznerCluster(VMCluster):
         # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
         await self._resolve_types_and_images(location.name)
+        if s.env.method == "conda" and not s.env.preinstalled:  # the client's conda packages
+            architectures = {s.scheduler_type.architecture, s.worker_type.architecture}
+            lists = await asyncio.to_thread(
+                conda_env.for_nodes, s.env.conda_packages, architectures
+            )
+            s.env = replace(s.env, conda_packages=lists)
         if s.image_note:
             self._log(f"cluster {self.name}: {s.image_note}")
         await self.auto_image.choose()

@@ -77,6 +77,8 @@ def env_hash(env: EnvSpec, architecture: str, base_image: str) -> str:
         "architecture": architecture,
         "base_image": base_image,
     }
+    if env.conda_packages:  # the conda method: the exact packages (pip's hashes unchanged)
+        data["conda_packages"] = [list(lines) for _, lines in env.conda_packages]
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

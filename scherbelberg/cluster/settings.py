@@ -7,10 +7,12 @@ values: a failed catalog check names the setting and where its value came from."
 from __future__ import annotations
 
 import ipaddress
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config
+from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, client_env_spec
 from ..hetzner.capacity import Requirement, Wish
 from ..hetzner.catalog import ServerTypeInfo
@@ -123,6 +125,11 @@ def resolve(
     if method not in ("pip", "conda"):
         raise ConfigError(
             f"env method must be pip or conda, not {method!r} ({sources['env.method']})"
+        )
+    if method == "conda" and not conda_env.in_conda():
+        raise ConfigError(
+            f"env method conda reproduces the client's conda environment, but this Python "
+            f"({sys.prefix}) is not in one: it has no conda-meta/ ({sources['env.method']})"
         )
     cidr = str(get("network-cidr", network_cidr, "network_cidr"))
     try:

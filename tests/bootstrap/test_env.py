@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import re
 import shlex
 import subprocess
 import sys
-import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from scherbelberg.bootstrap import env as env_module
 from scherbelberg.bootstrap.env import (
-    CONDA_NAMES,
     PINNED_DISTRIBUTIONS,
     EnvSpec,
     client_env_spec,
@@ -188,53 +183,53 @@ def test_quoting_keeps_requirements_as_single_words() -> None:
 # --- conda -------------------------------------------------------------------------------------
 
 
-def test_conda_installs_micromamba_and_the_pins_from_the_channel() -> None:
-    """What the conda path would run; it is verified only on real Hetzner (needs conda-forge)."""
-    assert "verified only on real hetzner" in (env_module._conda_install.__doc__ or "").lower()
-    script = install_script(
-        spec(method="conda", extra_packages=("xarray>=2024",), index_url=MIRROR)
+CONDA_LINES = (
+    "http://198.18.0.253/conda/noarch/dask-2024.8.0-py_0.conda#" + "a" * 32,
+    "http://198.18.0.253/conda/linux-64/python-3.11.2-h29a6a91_0_cpython.conda#" + "b" * 32,
+)
+ARM_LINES = (CONDA_LINES[0], CONDA_LINES[1].replace("linux-64", "linux-aarch64"))
+
+
+def test_conda_links_the_explicit_list_of_the_nodes_platform_with_py_rattler() -> None:
+    """The script of the conda method: the list for the node's subdir, py-rattler (pinned) from
+    the package index into its own venv, its install without a solve, then the pip extras."""
+    env = spec(
+        method="conda",
+        extra_packages=("xarray==2024.1.0",),
+        index_url=MIRROR,
+        conda_packages=(("linux-64", CONDA_LINES), ("linux-aarch64", ARM_LINES)),
     )
+    script = install_script(env)
     sh_syntax_ok(script)
     assert "x86_64|amd64) A=linux-64 ;;" in script
-    assert "aarch64|arm64) A=linux-aarch64 ;;" in script
-    assert 'fetch "https://micro.mamba.pm/api/micromamba/$A/latest"' in script
-    assert "export MAMBA_ROOT_PREFIX=/opt/scherbelberg/micromamba\n" in script
-    [create] = [c for c in commands(script, "create")]
-    assert create == [
-        "$MAMBA_ROOT_PREFIX/bin/micromamba",
-        "create",
-        "-y",
-        "-p",
-        "$P",
-        "--override-channels",
-        "-c",
-        "conda-forge",
-        "python=3.11",
-        "pip",
-        "dask-core=2024.8.0",
-        "distributed=2024.8.0",
-        "msgpack-python=1.0.8",
-    ]
-    [pip] = [c for c in commands(script, "pip") if c[:3] == ["$P/bin/python", "-m", "pip"]]
-    assert pip == [
-        "$P/bin/python",
-        "-m",
-        "pip",
-        "install",
-        "--index-url",
-        MIRROR,
-        "--trusted-host",
-        "198.18.0.253:8080",
-        "xarray>=2024",
-    ]
-    assert "uv" not in re.findall(r"\buv\b", script)
+    lists = {c[0].rstrip(")"): c[3:-2] for c in commands(script, "printf")}
+    assert lists == {"linux-64": list(CONDA_LINES), "linux-aarch64": list(ARM_LINES)}
+    assert 'die "the client\'s conda environment has no package list for $A"' in script
+    [rattler] = [c for c in commands(script, "pip") if "$R/bin/python" in c]
+    assert rattler[-3:] == ["--index-url", MIRROR, f"py-rattler=={env_module.RATTLER_VERSION}"]
+    program = shlex.quote(env_module._RATTLER_INSTALL_PY)
+    assert f'"$R/bin/python" -c {program} "$T/explicit.txt" "$P" "$R/pkgs"' in script
+    [extras] = [c for c in commands(script, "$T/uv") if "$P/bin/python" in c]
+    assert extras == [
+        "$T/uv", "pip", "install", "--python", "$P/bin/python", "--index-url", MIRROR,
+        "xarray==2024.1.0",
+    ]  # fmt: skip
+    assert "micromamba" not in script and "conda-forge" not in script
 
 
-def test_conda_channel_and_no_extras() -> None:
-    script = install_script(spec(method="conda", conda_channel="my-channel"))
+def test_conda_without_a_list_for_the_node_says_so() -> None:
+    """A conda spec from a client outside conda (settings refuse it first) still fails
+    clearly on the node, after making nothing."""
+    script = install_script(spec(method="conda"))
     sh_syntax_ok(script)
-    assert commands(script, "create")[0][6:8] == ["-c", "my-channel"]
-    assert "-m pip install" not in script
+    assert "printf" not in script and "-m pip install" not in script
+
+
+def test_conda_lists_are_checked() -> None:
+    with pytest.raises(ValueError, match="bad conda package list"):
+        spec(method="conda", conda_packages=(("linux-64", ("http://x/y.conda#nomd5",)),))
+    with pytest.raises(ValueError, match="bad conda package list"):
+        spec(method="conda", conda_packages=(("linux-64", (CONDA_LINES[0] + "' rm -rf /",)),))
 
 
 # --- preinstalled, and the check ---------------------------------------------------------------
@@ -246,7 +241,7 @@ def test_preinstalled_only_checks(method: str) -> None:
     sh_syntax_ok(script)
     for installing in (
         "pip install",
-        "micromamba",
+        "rattler",
         "-m venv",
         "uv venv",
         "fresh_prefix\n",
@@ -312,7 +307,7 @@ def test_install_refuses_to_replace_a_directory_that_is_not_an_env(tmp_path: Pat
         head = script[: script.index("fresh_prefix\n", script.index("fresh_prefix()") + 20)]
         result = subprocess.run(
             ["sh", "-eu"],
-            input=head.replace('fetch "', 'true "').replace("tar -xjf", "true") + "fresh_prefix\n",
+            input=head + "fresh_prefix\n",
             capture_output=True,
             text=True,
             timeout=60,
@@ -320,59 +315,6 @@ def test_install_refuses_to_replace_a_directory_that_is_not_an_env(tmp_path: Pat
         assert result.returncode == 1
         assert "exists and is not an environment" in result.stderr
         assert (tmp_path / "precious").read_text() == "keep me"
-
-
-FAKE_MICROMAMBA = """\
-#!/bin/sh
-echo "micromamba $*" >>"$STUB_CALLS"
-while [ $# -gt 0 ]; do [ "$1" != -p ] || P=$2; shift; done
-mkdir -p "$P/bin" "$P/conda-meta"
-printf '%s\\n' '#!/bin/sh' 'echo "python $*" >>"$STUB_CALLS"' '[ "$1" != -m ] || exit 0' \
-  'exec {python} "$@"' >"$P/bin/python"
-chmod +x "$P/bin/python"
-ln -s {dask} "$P/bin/dask"
-"""
-
-
-def test_conda_script_runs_with_a_fake_micromamba(tmp_path: Path) -> None:
-    """The conda path end to end, with the download replaced by a tarball holding a fake
-    micromamba that makes an env whose python is this test's (so the check runs for real)."""
-    fake = tmp_path / "fake-micromamba"
-    fake.write_text(
-        FAKE_MICROMAMBA.format(python=sys.executable, dask=Path(sys.executable).parent / "dask")
-    )
-    fake.chmod(0o755)
-    tarball = tmp_path / "micromamba.tar.bz2"
-    with tarfile.open(tarball, "w:bz2") as tar:
-        tar.add(fake, arcname="bin/micromamba")
-        tar.add(fake, arcname="info/other")
-    client = client_env_spec("conda", ["xarray>=2024"])
-    env = replace(client, prefix=str(tmp_path / "sbg" / "env"))
-    script = install_script(env)
-    download = 'fetch "https://micro.mamba.pm/api/micromamba/$A/latest" "$M"'
-    assert download in script
-    script = script.replace(download, f'cp {tarball} "$M"')
-    calls = tmp_path / "calls"
-    result = subprocess.run(
-        ["sh", "-eu"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "STUB_CALLS": str(calls)},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "sbg" / "micromamba" / "bin" / "micromamba").exists()
-    assert not (tmp_path / "sbg" / "micromamba" / "info").exists()
-    logged = calls.read_text().splitlines()
-    specs = " ".join(f"{CONDA_NAMES.get(n, n)}={v}" for n, v in client.pins)
-    assert logged[0] == (
-        f"micromamba create -y -p {env.prefix} --override-channels -c conda-forge "
-        f"python={client.python} pip {specs}"
-    )
-    assert logged[1] == "python -m pip install xarray>=2024"
-    assert logged[2].startswith("python -c import sys, importlib.metadata")
-    assert "the environment matches the client" in result.stdout
 
 
 def test_the_dashboard_gets_bokeh_unless_the_user_chose_one() -> None:
