@@ -175,6 +175,7 @@ def emulator_command(
     if build_image:
         _build_image()
         _build_interpreters()
+        _build_conda_channel()
         return
     _exclusive(background=background, stop=stop, cleanup=cleanup, build_image=build_image)
     if stop:
@@ -254,6 +255,14 @@ def _build_interpreters() -> None:
 
     archive = ensure_archive(lambda message: click.echo(message, err=True))
     click.echo(f"uv's Python {archive.version} ready: {archive.filename}")
+
+
+def _build_conda_channel() -> None:
+    """The conda channel the lab serves (conda_channel.py), from the interpreter and wheels."""
+    from .conda_channel import ensure_channel
+
+    channel = ensure_channel(lambda message: click.echo(message, err=True))
+    click.echo(f"conda channel ready: {channel}")
 
 
 def _exclusive(**flags: bool) -> None:

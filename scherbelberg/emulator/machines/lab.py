@@ -9,9 +9,10 @@ Layout (k = instance index, 0..255, held by an flock on /run/scherbelberg/lab-<k
 lifetime of the instance, so a cleanup tool can tell live instances from dead ones):
 
 - `sbg<k>-lab`: the router (ip_forward=1). Local addresses on `lo`: 198.18.k.254 (uplink),
-  198.18.k.253 (address-echo service, the PyPI mirror at /simple/, see `mirror.py`, and uv's
-  Pythons at /python/, see `interpreters.py`; the
-  API on port 8080, as machines reach it; the apt cache on 3142, see `apt_cache.py`),
+  198.18.k.253 (address-echo service, the PyPI mirror at /simple/, see `mirror.py`, uv's
+  Pythons at /python/, see `interpreters.py`, and a conda channel at /conda/, see
+  `conda_channel.py`; the API on port 8080, as machines reach it; the apt cache on 3142, see
+  `apt_cache.py`),
   172.31.1.1 (every server's gateway, like Hetzner).
   Every attached host gets a /32 route; proxy ARP on the links to the client and the outside
   host answers for the whole /24.
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from scherbelberg.emulator import conda_channel
 from scherbelberg.emulator.interpreters import LIST_NAME, MIRROR_PATH, InterpreterMirror
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
 from scherbelberg.emulator.machines.firewall import render_ruleset
@@ -120,6 +122,7 @@ class Lab:
         self._echo_runner: web.AppRunner | None = None
         self.mirror = PypiMirror()
         self.interpreters = InterpreterMirror()
+        self.conda_channel = conda_channel.ChannelMirror()
 
     # -- names and addresses --------------------------------------------------------------
     @property
@@ -176,6 +179,11 @@ class Lab:
     def python_downloads_json_url(self) -> str:
         """uv's list of the interpreters built here (served with the echo service)."""
         return f"http://{self.echo_address}{MIRROR_PATH}{LIST_NAME}"
+
+    @property
+    def conda_channel_url(self) -> str:
+        """The conda channel built here (served with the echo service, see conda_channel.py)."""
+        return f"http://{self.echo_address}{conda_channel.MIRROR_PATH.rstrip('/')}"
 
     @property
     def api_url(self) -> str:
@@ -332,6 +340,7 @@ class Lab:
         app = web.Application()
         self.mirror.add_routes(app)  # before the catch-all
         self.interpreters.add_routes(app)
+        self.conda_channel.add_routes(app)
         app.router.add_get("/{tail:.*}", echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
