@@ -102,6 +102,7 @@ def test_missing_distributions_are_not_pinned(monkeypatch: pytest.MonkeyPatch) -
         {"extra_packages": ("--extra-index-url=http://evil",)},
         {"extra_packages": ("",)},
         {"uv_version": "0.4; rm -rf /"},
+        {"python_downloads_json_url": "/srv/downloads.json"},  # the node fetches it: a URL
     ],
 )
 def test_bad_specs_are_refused(changes: dict[str, object]) -> None:

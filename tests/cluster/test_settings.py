@@ -74,15 +74,24 @@ def test_config_then_arguments() -> None:
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASK_SCHERBELBERG__WORKER_SERVER_TYPE", "cpx32")
     monkeypatch.setenv("DASK_SCHERBELBERG__PIP_INDEX_URL", "http://mirror.example/simple/")
+    downloads = "http://mirror.example/python/downloads.json"
+    monkeypatch.setenv("DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL", downloads)
     dask.config.refresh()
     try:
         settings = resolve()
         assert settings.worker_type_name == "cpx32"
         assert settings.env.index_url == "http://mirror.example/simple/"
+        # what the local Hetzner prints reaches the nodes' uv, and is kept for from_existing
+        assert settings.env.python_downloads_json_url == downloads
+        assert settings.as_dict()["python_downloads_json_url"] == downloads
     finally:
         monkeypatch.delenv("DASK_SCHERBELBERG__WORKER_SERVER_TYPE")
         monkeypatch.delenv("DASK_SCHERBELBERG__PIP_INDEX_URL")
+        monkeypatch.delenv("DASK_SCHERBELBERG__PYTHON_DOWNLOADS_JSON_URL")
         dask.config.refresh()
+    assert resolve().env.python_downloads_json_url is None  # uv's own list by default
+    argument = resolve(python_downloads_json_url=downloads)
+    assert argument.env.python_downloads_json_url == downloads
 
 
 @pytest.mark.parametrize(
