@@ -73,7 +73,11 @@ def _run(console: object, workers: int, debug: bool) -> None:
                 token=hetzner.token,
                 endpoint=hetzner.endpoint,
                 pip_index_url=info["pip_index_url"],
+                python_downloads_json_url=info["python_downloads_json_url"],
                 client_address_url=info["echo_url"],
+                # the demo's local Hetzner is gone afterwards: an image for next time would
+                # only make the demo wait for it
+                env_images=False,
             )
         timings["cluster ready"] = time.monotonic() - mark
         try:
