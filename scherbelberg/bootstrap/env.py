@@ -197,7 +197,7 @@ def install_script(env: EnvSpec) -> str:
 
 _PREAMBLE = r"""# scherbelberg: install the Dask environment
 die() { echo "scherbelberg: error: $*" >&2; exit 1; }
-log() { echo "scherbelberg: $*"; }
+log() { echo "scherbelberg: $(date -u '+%Y-%m-%d %H:%M:%S') $*"; }
 fetch() {
   if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 5 -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"
@@ -373,10 +373,10 @@ def _pip_install(env: EnvSpec) -> str:
     downloads = ""
     if env.python_downloads_json_url is not None:
         downloads = f"""\
-  fetch {_q(env.python_downloads_json_url)} "$T/python-downloads.json" \\
-    || die "could not fetch the Python downloads list {env.python_downloads_json_url}"
+  J={_q(env.python_downloads_json_url)}
+  fetch "$J" "$T/python-downloads.json" || die "could not fetch the Python downloads list $J"
   export UV_PYTHON_DOWNLOADS_JSON_URL="$T/python-downloads.json"
-  log "uv's Python downloads: {env.python_downloads_json_url}"
+  log "uv's Python downloads: $J"
 """
     install = ""
     if requirements:
@@ -410,13 +410,15 @@ fi
 if [ -n "$PY" ]; then
   log "venv from $PY at $P"
   "$P/bin/pip" install{pip_index} {_q(uv)} || die "could not install uv into $P"
+  log "uv installed into $P"
 else
   log "no usable python$V: uv from the package index, then a uv-managed Python $V"
-  T=$(mktemp -d)
-  python3 -c {_q(_UV_FROM_INDEX_PY)} {_q(index)} {_q(env.uv_version or "")} "$T/uv" \\
-    || die "could not get uv from {index}"
+  T=$(mktemp -d) I={_q(index)}
+  python3 -c {_q(_UV_FROM_INDEX_PY)} "$I" {_q(env.uv_version or "")} "$T/uv" \\
+    || die "could not get uv from $I"
 {downloads}  export UV_PYTHON_INSTALL_DIR={_q(python_dir)} UV_PYTHON_PREFERENCE=only-managed
   "$T/uv" python install "$V" || die "uv python install $V failed"
+  log "uv-managed Python $V installed in $UV_PYTHON_INSTALL_DIR"
   "$T/uv" venv --python "$V" "$P" || die "uv venv --python $V $P failed"
   install -m 0755 "$T/uv" "$P/bin/uv"
   rm -rf "$T"

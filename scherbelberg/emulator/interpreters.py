@@ -265,6 +265,11 @@ class InterpreterMirror:
 
     def add_routes(self, app: web.Application) -> None:
         """Register /python/downloads.json and /python/<archive> (before any catch-all)."""
+        if built(self.directory) is None:
+            logger.warning(
+                "no interpreter archive for uv yet (python -m scherbelberg.emulator "
+                "--build-image builds it): nodes without the client's Python will fail"
+            )
         app.router.add_get(MIRROR_PATH + LIST_NAME, self.handle_list)
         app.router.add_get(MIRROR_PATH + "{filename}", self.handle_archive)
 

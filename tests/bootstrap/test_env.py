@@ -140,8 +140,9 @@ def test_pip_uses_the_clients_uv_version() -> None:
     script = install_script(spec(uv_version="0.4.30"))
     assert ["$P/bin/pip", "install", "uv==0.4.30"] in commands(script, "uv==0.4.30")
     # without python3.X: the same version from the index (tests/bootstrap/test_uv_bootstrap.py)
-    assert """' https://pypi.org/simple/ 0.4.30 "$T/uv" """ in script  # the program's argv
-    assert """' https://pypi.org/simple/ '' "$T/uv" """ in install_script(spec())
+    assert """' "$I" 0.4.30 "$T/uv" """ in script  # the program's argv
+    assert "I=https://pypi.org/simple/\n" in script
+    assert """' "$I" '' "$T/uv" """ in install_script(spec())
 
 
 def test_pip_commands_use_the_index_url() -> None:
@@ -162,7 +163,7 @@ def test_pip_commands_use_the_index_url() -> None:
     secure = install_script(spec(index_url="https://pypi.example.org/simple"))
     assert "--trusted-host" not in secure
     assert secure.count("--index-url https://pypi.example.org/simple") == 2
-    assert f"""' {MIRROR} '' "$T/uv" """ in script  # uv itself from the mirror too
+    assert f"I={MIRROR}\n" in script  # uv itself from the mirror too
 
 
 def test_pip_falls_back_to_a_uv_managed_python() -> None:

@@ -33,6 +33,21 @@ def test_debian_13_cluster_runs_the_clients_python_from_uv(target: Target) -> No
             assert len(on_workers) == 1
             assert all(x.startswith(f"{v}.") for x in on_workers.values()), on_workers
             assert client.run_on_scheduler(platform.python_version).startswith(f"{v}.")
+
+            def broken_modules() -> list[str]:  # by value: the node has no tests package
+                import importlib
+
+                broken = []
+                names = "ssl hashlib sqlite3 ctypes lzma bz2 zlib readline curses uuid decimal"
+                for name in names.split():
+                    try:
+                        importlib.import_module(name)
+                    except ImportError as e:
+                        broken.append(f"{name}: {e}")
+                return broken
+
+            # the system libraries the interpreter links are there on the node's image
+            assert list(client.run(broken_modules).values()) == [[]]
             # the client's checks: distributed's own (raises on a required mismatch) and
             # scherbelberg's (raises on another major.minor or package version)
             reported = client.get_versions(check=True)
