@@ -13,9 +13,11 @@ Layout of network `id` of lab instance k: a network namespace `sbg<k>-n<id>` (so
 different projects may use the same range) holding
 - one veth per member: `m<server id>` here, its peer (the guest NIC, no address) in the
   server's namespace;
-- the gateway: the network's first address as a /32 on every member port and a /32 route to
-  each member, with forwarding on; so members only reach each other through it, and a server
-  that is not a member has no way in at all;
+- the gateway: a bridge `br0` with the network's first address, forwarding on, and the member
+  veths as *isolated* bridge ports (a port talks to the gateway only, never to another port);
+  so members only reach each other through the gateway, routed, and a server that is not a
+  member has no way in at all. (Not the gateway address on each member veth: dnsmasq then
+  ignored the DHCP requests of members plugged in after the first.)
 - dnsmasq (Debian's), serving DHCP on the member ports: static leases only (the address the API
   assigned, by MAC; an unknown MAC gets no answer), netmask /32, option 121, lease time one day
   (the valid_lft Hetzner guests show), no router, DNS or host name options.
@@ -50,7 +52,9 @@ NETNS_DIR = Path("/run/netns")
 # lukebfox/nixops-hetznercloud#3 shows mtu 1450).
 MTU = 1450
 LEASE_SECONDS = 86400  # valid_lft 86060 s right after boot in the same issue: a one-day lease
+BRIDGE = "br0"
 START_SECONDS = 5.0  # dnsmasq says "started" within milliseconds; this long and it failed
+READ_SECONDS = 2.0  # dnsmasq reads a new host file within milliseconds (inotify)
 STOP_SECONDS = 5.0
 
 # "DHCPDISCOVER(m5) 86:00:00:..." or "DHCPREQUEST(m5) 10.0.0.2 86:00:00:..." in dnsmasq's log
@@ -93,6 +97,8 @@ class PrivateNetwork:
     _dnsmasq: asyncio.subprocess.Process | None = None
     _reader: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _read: set[str] = field(default_factory=set)  # files dnsmasq said it read
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def ns_path(self) -> str:
@@ -124,8 +130,17 @@ class PrivateNetwork:
             f"echo {value} > /proc/sys/{key.replace('.', '/')}\n" for key, value in sysctls.items()
         )
         await run("nsenter", f"--net={self.ns_path}", "sh", "-c", script)
+        await run("ip", "-n", self.ns, "link", "add", BRIDGE, "mtu", str(MTU), "type", "bridge")
+        gw_cidr = f"{self.gateway}/{self.ip_range.prefixlen}"
+        await run("ip", "-n", self.ns, "addr", "add", gw_cidr, "dev", BRIDGE)
+        await run("ip", "-n", self.ns, "link", "set", BRIDGE, "up")
         for sub in ("hosts", "opts", "tmp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        await self._start_dnsmasq()
+
+    async def _start_dnsmasq(self) -> None:
+        """dnsmasq reads its host and option directories at start and follows them (inotify).
+        Files that go away need a restart: its SIGHUP reread left it deaf to DHCP (2.90)."""
         gw, net = self.gateway, self.ip_range
         cmd = [
             "nsenter", f"--net={self.ns_path}",
@@ -166,6 +181,8 @@ class PrivateNetwork:
             logger.debug("%s: %s", self.ns, line)
             if not started.done() and "started, version" in line:
                 started.set_result(None)
+            if line.split(": ", 1)[-1].startswith("read "):
+                self._read.add(line.split(": read ", 1)[-1].strip())
             m = _REQUEST.search(line)
             if m:
                 self._requested(m.group(1))
@@ -176,6 +193,12 @@ class PrivateNetwork:
         """Stop dnsmasq and remove the namespace (member veths go with it) and files."""
         for task in list(self._tasks):
             task.cancel()
+        await self._stop_dnsmasq()
+        await run("ip", "netns", "del", self.ns, check=False)
+        await asyncio.to_thread(shutil.rmtree, self.run_dir, True)
+        self.members.clear()
+
+    async def _stop_dnsmasq(self) -> None:
         proc, self._dnsmasq = self._dnsmasq, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -190,9 +213,6 @@ class PrivateNetwork:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, STOP_SECONDS)
             self._reader = None
-        await run("ip", "netns", "del", self.ns, check=False)
-        await asyncio.to_thread(shutil.rmtree, self.run_dir, True)
-        self.members.clear()
 
     # -- members ---------------------------------------------------------------------------
     async def plug(self, server_id: int, server_ns: str, guest: str, att: PrivateAttachment) -> str:
@@ -203,15 +223,14 @@ class PrivateNetwork:
         member = _Member(server_id, port, mac, att.ip, att.dhcp_silence)
         # the lease first, so the guest's first request is answered (unless the fault says no)
         if member.silence <= 0:
-            await asyncio.to_thread(self._write_lease, member)
+            await self._add_lease(member)
         self.members[server_id] = member
         await run(
             "ip", "link", "add", port, "netns", self.ns, "mtu", str(MTU), "type", "veth",
             "peer", "name", guest, "address", mac, "mtu", str(MTU), "netns", server_ns,
         )  # fmt: skip
-        await run("ip", "-n", self.ns, "addr", "add", f"{self.gateway}/32", "dev", port)
-        await run("ip", "-n", self.ns, "link", "set", port, "up")
-        await run("ip", "-n", self.ns, "route", "add", f"{att.ip}/32", "dev", port)
+        await run("ip", "-n", self.ns, "link", "set", port, "master", BRIDGE, "up")
+        await run("bridge", "-n", self.ns, "link", "set", "dev", port, "isolated", "on")
         return mac
 
     async def unplug(self, server_id: int) -> None:
@@ -220,10 +239,27 @@ class PrivateNetwork:
             return
         await run("ip", "-n", self.ns, "link", "del", member.port, check=False)
         await asyncio.to_thread(self._remove_lease, member)
-        # dnsmasq only adds what appears in its directories; a removed file needs a SIGHUP
-        if self._dnsmasq is not None and self._dnsmasq.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._dnsmasq.send_signal(signal.SIGHUP)
+        await self._restart_dnsmasq()  # it only ever adds what appears in its directories
+
+    async def _restart_dnsmasq(self) -> None:
+        async with self._lock:
+            await self._stop_dnsmasq()
+            await self._start_dnsmasq()
+
+    async def _add_lease(self, member: _Member) -> None:
+        """Write the member's files; dnsmasq says "read <file>" when it has them. A file
+        written while it starts (between its first read and its watch) would stay unread:
+        restart it then."""
+        hosts, _opts = self._files(member)
+        self._read.discard(str(hosts))
+        await asyncio.to_thread(self._write_lease, member)
+        deadline = time.monotonic() + READ_SECONDS
+        while str(hosts) not in self._read:
+            if time.monotonic() > deadline:
+                logger.info("%s: dnsmasq did not read %s: restarting it", self.ns, hosts)
+                await self._restart_dnsmasq()
+                return
+            await asyncio.sleep(0.02)
 
     def _files(self, member: _Member) -> tuple[Path, Path]:
         name = f"s{member.server_id}"
@@ -257,7 +293,7 @@ class PrivateNetwork:
     async def _answer_later(self, member: _Member, seconds: float) -> None:
         await asyncio.sleep(seconds)
         if self.members.get(member.server_id) is member:
-            await asyncio.to_thread(self._write_lease, member)
+            await self._add_lease(member)
 
 
 def _write_atomic(path: Path, text: str) -> None:
