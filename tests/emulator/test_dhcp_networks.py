@@ -148,7 +148,9 @@ def test_members_get_dhcp_addresses_and_reach_each_other_through_the_gateway(
         give_up = time.monotonic() + 90
         while (await ssh_run(public["b"], keys, bound)).strip() in ("", "0"):
             if time.monotonic() > give_up:
-                why = "journalctl -b --no-pager | tail -n 40; ip -4 -o addr; journalctl --list-boots"
+                why = (
+                    "journalctl -b --no-pager | tail -n 40; ip -4 -o addr; journalctl --list-boots"
+                )
                 raise AssertionError(await ssh_run(public["b"], keys, why))
             await asyncio.sleep(1)
         assert f"inet {ip_b}/32" in await address_on(public["b"], keys, NIC)
