@@ -12,18 +12,23 @@ from pathlib import Path
 from distributed import Client, Security
 
 from tests.cli.conftest import argv, cli, cli_env, cli_json
+from tests.cli.test_timeline import check_timeline
 from tests.e2e.conftest import Target
 
 NAME = "clitest"
 
 
-def test_create_use_scale_destroy(target: Target) -> None:
-    created = cli(target, "create", "--name", NAME, "--workers", "1")
+def test_create_use_scale_destroy(target: Target, tmp_path: Path) -> None:
+    picture = tmp_path / "start.png"
+    created = cli(target, "create", "--name", NAME, "--workers", "1", "--timeline", str(picture))
     assert f"cluster {NAME} is ready" in created.stdout
     assert "scheduler:  tls://" in created.stdout
     assert f"scherbelberg dashboard {NAME}" in created.stdout
     assert "per hour" in created.stdout
     assert "ready" in created.stderr  # the progress table's final state
+    # the start's timeline: a row per node, every stage of each, in order
+    assert f"timeline: {picture} (records: {picture.with_suffix('.json')})" in created.stderr
+    check_timeline(picture, NAME, "ready", ["scheduler", "worker-0"])
 
     # ls: text and JSON, found by label and enriched with the local state
     text = cli(target, "ls").stdout
