@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 NSPAWN_RUN_DIR = Path("/run/systemd/nspawn")
 EXIT_REBOOT = 133
 TOOLS = ("systemd-nspawn", "ip", "nft", "nsenter", "unshare", "mount", "cp", "apt-cacher-ng",
-         "dnsmasq")  # fmt: skip
+         "dnsmasq", "ethtool")  # fmt: skip
 
 
 def missing_requirements(image_dir: Path | None = None) -> list[str]:
@@ -86,7 +86,7 @@ def missing_requirements(image_dir: Path | None = None) -> list[str]:
         missing.append(
             "missing commands: " + ", ".join(absent)
             + " (apt-get install systemd-container iproute2 nftables debootstrap apt-cacher-ng"
-            + " dnsmasq-base)"
+            + " dnsmasq-base ethtool)"
         )  # fmt: skip
     try:
         filesystems = Path("/proc/filesystems").read_text()

@@ -229,6 +229,10 @@ class PrivateNetwork:
             "ip", "link", "add", port, "netns", self.ns, "mtu", str(MTU), "type", "veth",
             "peer", "name", guest, "address", mac, "mtu", str(MTU), "netns", server_ns,
         )  # fmt: skip
+        # checksums of what the gateway sends (DHCP answers) filled in here, not left to an
+        # offload: an arm guest's dhclient under qemu-user cannot set PACKET_AUXDATA (ENOPROTOOPT),
+        # so it cannot tell a checksum left to offload from a bad one and drops every offer
+        await run("nsenter", f"--net={self.ns_path}", "ethtool", "-K", port, "tx", "off")
         await run("ip", "-n", self.ns, "link", "set", port, "master", BRIDGE, "up")
         await run("bridge", "-n", self.ns, "link", "set", "dev", port, "isolated", "on")
         return mac
