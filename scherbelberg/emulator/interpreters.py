@@ -59,7 +59,15 @@ RECIPE_VERSION = 1
 SUITE = "bookworm"
 SOURCE_PACKAGE = "python3.11"
 PREFIX = "/install"  # python-build-standalone's prefix: uv rewrites it in sysconfig data
-CONFIGURE = (f"--prefix={PREFIX}", "--with-ensurepip=no")
+# Modules whose libraries are not on the nodes' images (Tk and X11; NIS's libnsl) or that Debian
+# keeps apart (dbm.gnu in python3-gdbm): left out whatever -dev packages the build host has,
+# so the archive does not depend on them (CPython 3.11's configure: py_cv_module_<name>=n/a).
+LEFT_OUT = ("_tkinter", "nis", "_gdbm", "_dbm")
+CONFIGURE = (
+    f"--prefix={PREFIX}",
+    "--with-ensurepip=no",
+    *(f"py_cv_module_{name}=n/a" for name in LEFT_OUT),
+)
 # Left out of the archive: the test suite (a third of the install, never needed on a node).
 DROPPED = ("test", "idlelib/idle_test", "lib2to3/tests", "tkinter/test")
 ARCH = platform.machine()  # the host's (x86_64 here; uv's family names are the same): native
@@ -154,6 +162,9 @@ def ensure_archive(say: Progress = logger.info, directory: Path | None = None) -
         finally:
             shutil.rmtree(work, ignore_errors=True)
         say(f"interpreter archive {archive.filename} built in {time.monotonic() - start:.0f} s")
+        for stale in target.parent.iterdir():  # earlier recipes' archives
+            if stale.is_dir() and stale.name != target.name and not stale.name.startswith("."):
+                shutil.rmtree(stale, ignore_errors=True)
         return archive
 
 
