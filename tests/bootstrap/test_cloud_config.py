@@ -648,9 +648,13 @@ def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
             ]
             assert all(address.startswith("tls://127.0.0.1:") for address in workers)
             assert c.submit(sum, [1, 2, 3]).result() == 6
-            # the idle preload answers: one client connected, so not idle
-            idle = c.sync(c.scheduler.scherbelberg_idle)
-            assert idle["clients"] == 1 and not idle["busy"], idle
+            # the idle preload answers: one client connected, so not idle. The scheduler
+            # notices that its tasks are done on its own periodic check: wait for it.
+            deadline = time.monotonic() + 30
+            while (idle := c.sync(c.scheduler.scherbelberg_idle))["busy"]:
+                assert time.monotonic() < deadline, idle
+                time.sleep(0.2)
+            assert idle["clients"] == 1, idle
             assert idle["idle_for"] is not None and idle["idle_for"] < 1.0, idle
         assert sandbox.read("host") == "127.0.0.1\n"
         plain = f"tcp://127.0.0.1:{port}"
