@@ -91,6 +91,9 @@ def ensure_aarch64(binfmt_dir: Path = BINFMT_DIR, conf: Path = DEBIAN_CONF) -> N
             (binfmt_dir / ENTRY).write_text("-1")
         (binfmt_dir / "register").write_text(line)
     except OSError as exc:
+        flags = aarch64_flags(binfmt_dir)
+        if flags is not None and "F" in flags:  # another process registered it meanwhile
+            return
         raise BinfmtError(f"cannot register {ENTRY} with binfmt_misc: {exc} (needs root)") from exc
     flags = aarch64_flags(binfmt_dir)
     if flags is None or "F" not in flags:
