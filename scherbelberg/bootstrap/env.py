@@ -242,7 +242,7 @@ def _uv_index_options(env: EnvSpec) -> list[str]:
 
 
 def _tools_dir(env: EnvSpec) -> str:
-    """Where downloaded tools (uv's Pythons, micromamba) live: next to the env."""
+    """Where downloaded tools (uv's Pythons, py-rattler) live: next to the env."""
     return posixpath.dirname(posixpath.normpath(env.prefix)) or "/"
 
 

@@ -45,7 +45,7 @@ ORDER = [stage for stage in STAGES if stage is not None]
 @click.option("--worker-type", default=None, help="Server type of each worker.")
 @click.option("--location", "-l", default=None, help="Hetzner location, e.g. fsn1.")
 @click.option("--image", default=None, help="System image name or snapshot id.")
-@click.option("--env", "env_method", type=click.Choice(["pip", "conda"]), default=None)
+@click.option("--env", "env_method", type=click.Choice(["auto", "pip", "conda"]), default=None)
 @click.option(
     "--package", "-p", "packages", multiple=True, help="Extra package for the nodes (repeatable)."
 )

@@ -28,7 +28,7 @@ def image_command() -> None:
     help="Type of the temporary server (its architecture is the image's; larger types can use it).",
 )
 @click.option("--base-image", default=None, help="System image to start from (default: config).")
-@click.option("--env", "env_method", type=click.Choice(["pip", "conda"]), default=None)
+@click.option("--env", "env_method", type=click.Choice(["auto", "pip", "conda"]), default=None)
 @click.option(
     "--package", "-p", "packages", multiple=True, help="Extra package for the env (repeatable)."
 )

@@ -122,10 +122,12 @@ def resolve(
         return config.Sourced(str(get(key, override, argument)), what, sources[key])
 
     method = get("env.method", env_method, "env_method")
-    if method not in ("pip", "conda"):
+    if method not in ("auto", "pip", "conda"):
         raise ConfigError(
-            f"env method must be pip or conda, not {method!r} ({sources['env.method']})"
+            f"env method must be auto, pip or conda, not {method!r} ({sources['env.method']})"
         )
+    if method == "auto":  # a client in a conda environment gets it on the nodes, else pip's
+        method = "conda" if conda_env.in_conda() else "pip"
     if method == "conda" and not conda_env.in_conda():
         raise ConfigError(
             f"env method conda reproduces the client's conda environment, but this Python "

@@ -312,6 +312,11 @@ class ChannelMirror:
         self.directory = directory
 
     def add_routes(self, app: web.Application) -> None:
+        if built(self.directory) is None:
+            logger.warning(
+                "no conda channel yet (python -m scherbelberg.emulator --build-image builds it): "
+                "the conda method's tests cannot run"
+            )
         app.router.add_get(MIRROR_PATH + "{subdir}/{filename}", self.handle_file)
 
     async def handle_file(self, request: web.Request) -> web.StreamResponse:

@@ -178,3 +178,16 @@ def test_client_env_spec_of_a_conda_client(tmp_path: Path, monkeypatch: pytest.M
     )
     assert spec.extra_packages == ("xarray==2025.1.1", "zarr>=2.18")
     assert client_env_spec("pip").conda_packages == ()
+
+
+def test_auto_is_conda_for_a_conda_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default `env.method: auto`: conda in a conda environment, pip elsewhere."""
+    from scherbelberg.cluster.settings import resolve
+
+    assert resolve().env.method == "pip"  # this test runs in a venv
+    conda_package(tmp_path, "python", "3.11.9", "h1234567_0_cpython", "linux-64")
+    monkeypatch.setattr(conda_env.sys, "prefix", str(tmp_path))
+    settings = resolve()
+    assert settings.env.method == "conda" and settings.as_dict()["env_method"] == "conda"
+    assert settings.env.conda_packages[0][0] == "linux-64"
+    assert resolve(env_method="pip").env.conda_packages == ()

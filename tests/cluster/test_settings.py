@@ -97,7 +97,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"env_method": "apt"}, "env method must be pip or conda"),
+        ({"env_method": "apt"}, "env method must be auto, pip or conda"),
         ({"env_method": "conda"}, "is not in one: it has no conda-meta/ (argument env_method="),
         ({"network_cidr": "8.8.8.0/24"}, "must be a private range"),
         ({"network_cidr": "nonsense"}, "is not an IPv4 network"),
