@@ -96,11 +96,19 @@ def target(
 
 
 def on_every_server(target: Target, cluster: Any, command: str) -> dict[str, str]:
-    """`command`'s output on each server of `cluster` (by server name), over SSH as the
-    cluster's own key and pinned host keys allow (e.g. `cat` of the bootstrap log)."""
+    """`command`'s output on each node (scheduler and workers) of `cluster` (by server name),
+    over SSH as the cluster's own key and pinned host keys allow (e.g. `cat` of the bootstrap
+    log). Other servers with the cluster's label (an environment image's builder) are not
+    nodes: they have keys of their own."""
     from scherbelberg.cluster import ssh
 
-    servers = target.hcloud().servers.get_all(label_selector=f"scherbelberg/cluster={cluster.name}")
+    servers = [
+        server
+        for server in target.hcloud().servers.get_all(
+            label_selector=f"scherbelberg/cluster={cluster.name}"
+        )
+        if server.labels.get("scherbelberg/role") in ("scheduler", "worker")
+    ]
 
     async def run_all() -> dict[str, str]:
         outputs = {}

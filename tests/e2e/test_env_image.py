@@ -14,11 +14,11 @@ from distributed import Client
 
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE, client_env_spec
-from scherbelberg.cluster import images, ssh
+from scherbelberg.cluster import images
 from scherbelberg.cluster.nodes import BootstrapError
 from scherbelberg.hetzner.session import HetznerSession
 from tests.cli.conftest import cli, cli_env
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import Target, on_every_server
 
 
 class BuilderWatch(threading.Thread):
@@ -93,34 +93,20 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
             assert len(servers) == 2
             assert {s.image.id for s in servers if s.image is not None} == {image_id}
 
-            identities: dict[str, tuple[str, str]] = {}  # name: (machine-id, host key)
+            logs = on_every_server(target, cluster, f"cat {LOG_FILE}")
+            # the builder's own SSH login key did not travel into the clones
+            for name, keys in on_every_server(
+                target, cluster, "cat /root/.ssh/authorized_keys"
+            ).items():
+                assert len(keys.strip().splitlines()) == 1, (name, keys)
+            identities: dict[str, tuple[str, str]] = {}  # name: (machine-id, host keys)
+            for name, ident in on_every_server(
+                target, cluster, "cat /etc/machine-id /etc/ssh/ssh_host_*_key.pub"
+            ).items():
+                machine_id, *host_keys = ident.strip().splitlines()
+                identities[name] = (machine_id, "\n".join(host_keys))
 
-            async def bootstrap_logs() -> dict[str, str]:
-                logs = {}
-                for server in servers:
-                    assert server.name and server.public_net and server.public_net.ipv4
-                    conn = await ssh.connect(
-                        str(server.public_net.ipv4.ip),
-                        cluster.ssh_private_key,
-                        cluster.state.host_keys()[server.name],
-                        deadline=60,
-                    )
-                    async with conn:
-                        _, out, _ = await ssh.run(conn, f"cat {LOG_FILE}", timeout=30)
-                        # the builder's own SSH login key did not travel into the clone
-                        _, keys, _ = await ssh.run(
-                            conn, "cat /root/.ssh/authorized_keys", timeout=30
-                        )
-                        _, ident, _ = await ssh.run(
-                            conn, "cat /etc/machine-id /etc/ssh/ssh_host_*_key.pub", timeout=30
-                        )
-                    machine_id, *host_keys = ident.strip().splitlines()
-                    identities[server.name] = (machine_id, "\n".join(host_keys))
-                    logs[server.name] = out
-                    assert len(keys.strip().splitlines()) == 1, keys
-                return logs
-
-            for name, log in asyncio.run(bootstrap_logs()).items():
+            for name, log in logs.items():
                 assert "preinstalled: only checking the environment" in log, (name, log)
                 assert "the environment matches the client" in log, (name, log)
                 # no install step ran, and only this node's bootstrap is in the log
