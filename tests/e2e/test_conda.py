@@ -23,7 +23,7 @@ import pytest
 
 from scherbelberg.bootstrap.env import RATTLER_VERSION
 from scherbelberg.emulator import conda_channel
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import REAL_TOKEN, Target
 
 pytestmark = pytest.mark.machines
 
@@ -35,6 +35,7 @@ CLIENT = r"""
 import json, os, sys
 from pathlib import Path
 from distributed import Client
+from hcloud import Client as HcloudClient
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE
 from scherbelberg.hetzner.errors import ConfigError
@@ -49,6 +50,9 @@ try:
     HetznerCluster(n_workers=1, worker_server_type="cax11")
 except ConfigError as exc:
     out["arm_error"] = str(exc)
+hcloud = HcloudClient(os.environ["HCLOUD_TOKEN"], api_endpoint=os.environ["HCLOUD_ENDPOINT"])
+kinds = ("servers", "networks", "firewalls", "ssh_keys", "placement_groups")
+out["made_before_the_error"] = sum(len(getattr(hcloud, k).get_all()) for k in kinds)
 print(json.dumps(out), flush=True)
 
 with HetznerCluster(n_workers=1) as cluster:
@@ -73,6 +77,8 @@ print(json.dumps(out), flush=True)
 @pytest.fixture(scope="module")
 def conda_client(tmp_path_factory: pytest.TempPathFactory, local_hetzner: object) -> Path:
     """A conda environment from the lab's channel, scherbelberg pip-installed into it."""
+    if REAL_TOKEN:
+        pytest.skip("the client's environment comes from the local Hetzner's conda channel")
     conda_channel.ensure_channel()  # ci/setup builds it; else here, in about a minute
     info = local_hetzner.control.info()  # type: ignore[attr-defined]
     channel = info["echo_url"].rstrip("/") + conda_channel.MIRROR_PATH.rstrip("/")
@@ -117,6 +123,7 @@ def test_a_conda_client_gets_its_conda_environment_on_every_node(
     assert message.count("cannot be reproduced") == 1
     assert "linux-aarch64 (arm servers): " in message and "python 3.11.2" in message
     assert "dask" not in message.split(": ", 1)[1].replace("linux-aarch64", "")  # noarch
+    assert before["made_before_the_error"] == 0
     # (1) through the conda path, with no configuration
     assert after["method"] == "conda"
     client = [tuple(p) for p in after["client"]]
