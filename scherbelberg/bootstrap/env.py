@@ -152,6 +152,16 @@ def client_env_spec(
     )
 
 
+def for_architecture(env: EnvSpec, architecture: str) -> EnvSpec:
+    """`env` with only the conda package list of nodes of `architecture` (x86, arm): each
+    node's user_data carries its own (Hetzner's limit is 32 KiB; a list of 150 conda-forge
+    packages is about 16 KiB)."""
+    if not env.conda_packages:
+        return env
+    subdir = conda_env.NODE_SUBDIRS.get(architecture)
+    return replace(env, conda_packages=tuple(x for x in env.conda_packages if x[0] == subdir))
+
+
 def dashboard_requirement() -> str:
     """The requirement for Dask's dashboard (bokeh): the client's own bokeh where it satisfies
     distributed's range, else that range. Without it the scheduler's dashboard only says

@@ -25,7 +25,7 @@ from distributed.deploy.spec import SpecCluster
 
 from .. import config  # also registers the scherbelberg config defaults
 from ..bootstrap import conda_env
-from ..bootstrap.env import EnvSpec
+from ..bootstrap.env import EnvSpec, for_architecture
 from ..hetzner import capacity, catalog, infra, labels, pricing
 from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
@@ -201,7 +201,7 @@ class HetznerCluster(VMCluster):
 
     def env_for(self, role: str) -> EnvSpec:
         """What a new node of `role` installs, or only checks (booting from an env image)."""
-        return self.auto_image.env_for(role)
+        return for_architecture(self.auto_image.env_for(role), self.image_for(role).architecture)
 
     def say(self, message: str) -> None:
         """Tell the user (printed unless quiet, and kept in the cluster's logs)."""

@@ -219,6 +219,18 @@ def test_conda_links_the_explicit_list_of_the_nodes_platform_with_py_rattler() -
     assert "micromamba" not in script and "conda-forge" not in script
 
 
+def test_each_node_gets_only_its_platforms_conda_list() -> None:
+    """user_data is limited to 32 KiB: an arm worker carries linux-aarch64's list only."""
+    both = spec(
+        method="conda", conda_packages=(("linux-64", CONDA_LINES), ("linux-aarch64", ARM_LINES))
+    )
+    arm = env_module.for_architecture(both, "arm")
+    assert arm.conda_packages == (("linux-aarch64", ARM_LINES),)
+    assert env_module.for_architecture(both, "x86").conda_packages == (("linux-64", CONDA_LINES),)
+    assert [c[0] for c in commands(install_script(arm), "printf")] == ["linux-aarch64)"]
+    assert env_module.for_architecture(spec(), "arm") == spec()
+
+
 def test_conda_without_a_list_for_the_node_says_so() -> None:
     """A conda spec from a client outside conda (settings refuse it first) still fails
     clearly on the node, after making nothing."""
