@@ -266,12 +266,7 @@ class HetznerCluster(VMCluster):
         # the first request also proves the token (every request counts: no extra check)
         location = await catalog.location(session, s.location)
         await self._resolve_types_and_images(location.name)
-        if s.env.method == "conda" and not s.env.preinstalled:  # the client's conda packages
-            architectures = {s.scheduler_type.architecture, s.worker_type.architecture}
-            lists = await asyncio.to_thread(
-                conda_env.for_nodes, s.env.conda_packages, architectures
-            )
-            s.env = replace(s.env, conda_packages=lists)
+        await self._conda_packages_for_nodes()
         if s.image_note:
             self._log(f"cluster {self.name}: {s.image_note}")
         await self.auto_image.choose()
@@ -357,10 +352,20 @@ class HetznerCluster(VMCluster):
                     raise
                 await asyncio.sleep(2**attempt)
 
+    async def _conda_packages_for_nodes(self) -> None:
+        """The conda method: the client's package list for each platform the nodes run on;
+        one ConfigError naming what has no build there (bootstrap/conda_env.py)."""
+        s = self.settings
+        if s.env.method == "conda" and s.env.conda_packages and not s.env.preinstalled:
+            arches = {s.scheduler_type.architecture, s.worker_type.architecture}
+            lists = await asyncio.to_thread(conda_env.for_nodes, s.env.conda_packages, arches)
+            s.env = replace(s.env, conda_packages=lists)
+
     async def _reattach(self) -> dict[str, dict[str, Any]]:
         """Load keys and CA from the state dir; find the servers by label."""
         s, session, state = self.settings, self.session, self.state
         await self._resolve_types_and_images(s.location)
+        await self._conda_packages_for_nodes()  # for the workers added from here
         self.lifetime = lifetime.Lifetime.from_labels(state.labels)
         self.ssh_private_key = state.ssh_key_path().read_text()
         self.ca = state.load_ca()
