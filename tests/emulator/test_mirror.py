@@ -240,6 +240,8 @@ def test_mirror_pip_in_a_machine(hcloud_client: Client, index_url: str) -> None:
         ssh_keys=[key],
         user_data=keys.cloud_config(
             runcmd=[
+                # the image is bare like Hetzner's: no python3-venv (the lab's apt cache has it)
+                ["sh", "-c", "apt-get -q update && apt-get -qy install python3-venv"],
                 ["python3", "-m", "venv", "/opt/venv"],
                 ["sh", "-c", f"{pip} toolz==0.12.1 > /root/pip.log 2>&1"],
             ]
