@@ -379,12 +379,16 @@ class Lab:
 
     async def remove_server(self, server_id: int) -> None:
         """Remove the namespace (its veths go with it). Processes must be gone already."""
-        srv = self._servers.pop(server_id, None)
+        srv = self._servers.get(server_id)
+        if srv is not None:
+            # out of every private network first (detach looks the server up): its DHCP lease
+            # must go, or a later server given the same address gets no answer
+            for network_id in list(srv.private):
+                await self.detach(server_id, network_id)
+        self._servers.pop(server_id, None)
         if self._policies.pop(server_id, None) is not None:
             await self._apply_firewall()
         if srv is not None:
-            for network_id in list(srv.private):
-                await self.detach(server_id, network_id)
             await run("ip", "-n", self.lab_ns, "link", "del", srv.lab_if, check=False)
         await run("ip", "netns", "del", self.server_ns(server_id), check=False)
 
