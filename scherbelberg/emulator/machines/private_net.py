@@ -131,6 +131,11 @@ class PrivateNetwork:
         )
         await run("nsenter", f"--net={self.ns_path}", "sh", "-c", script)
         await run("ip", "-n", self.ns, "link", "add", BRIDGE, "mtu", str(MTU), "type", "bridge")
+        # a fixed MAC: a bridge otherwise takes its lowest port's, which changes when that
+        # member leaves, and the members' ARP entries for the gateway go stale (lost traffic)
+        n = self.network_id & 0xFFFFFF
+        mac = f"02:00:00:{n >> 16:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
+        await run("ip", "-n", self.ns, "link", "set", BRIDGE, "address", mac)
         gw_cidr = f"{self.gateway}/{self.ip_range.prefixlen}"
         await run("ip", "-n", self.ns, "addr", "add", gw_cidr, "dev", BRIDGE)
         await run("ip", "-n", self.ns, "link", "set", BRIDGE, "up")
