@@ -53,8 +53,9 @@ class HetznerCluster(VMCluster):
     process. `close()` deletes every resource the cluster made.
     """
 
-    scheduler_class = HetznerScheduler
-    worker_class = HetznerWorker
+    # the node classes are the extension point (tests swap in local Dask processes)
+    scheduler_class: type[HetznerScheduler] = HetznerScheduler
+    worker_class: type[HetznerWorker] = HetznerWorker
     scheduler_spec: dict[str, Any]
     worker_spec: dict[str, Any]
 
@@ -413,7 +414,7 @@ class HetznerCluster(VMCluster):
         scheduler-then-workers halves the time to a ready cluster.
         """
         spec: dict[str, Any] = self.scheduler_spec
-        scheduler = HetznerScheduler(**spec["options"])
+        scheduler = self.scheduler_class(**spec["options"])
         if scheduler.server is None:
             await scheduler.post_server()
             if scheduler.server is not None and scheduler.server.private_ip is None:
@@ -425,7 +426,7 @@ class HetznerCluster(VMCluster):
         started: list[asyncio.Future[Any]] = []
         workers: dict[str, Any] = self.worker_spec
         for name, worker_spec in workers.items():
-            worker = HetznerWorker(address, name=name, **worker_spec["options"])
+            worker = self.worker_class(address, name=name, **worker_spec["options"])
             worker._cluster = weakref.ref(self)
             self.workers[name] = worker
             self._created.add(worker)
@@ -493,21 +494,21 @@ class HetznerCluster(VMCluster):
         )
         scheduler = next((v for v in existing.values() if v["role"] == "scheduler"), None)
         self.scheduler_spec = {
-            "cls": HetznerScheduler,
+            "cls": self.scheduler_class,
             "options": {
                 "cluster": self,
                 "name": scheduler["name"] if scheduler else f"{self.name}-scheduler",
                 "existing": _server(scheduler) if scheduler else None,
             },
         }
-        self.new_spec = {"cls": HetznerWorker, "options": {"cluster": self}, **group}
+        self.new_spec = {"cls": self.worker_class, "options": {"cluster": self}, **group}
         self.worker_spec = {}
         workers = sorted(
             (v for v in existing.values() if v["role"] == "worker"), key=lambda v: v["name"]
         )
         for info in workers:
             self.worker_spec[info["name"]] = {
-                "cls": HetznerWorker,
+                "cls": self.worker_class,
                 "options": {"cluster": self, "existing": _server(info)},
                 **group,
             }
