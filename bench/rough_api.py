@@ -35,7 +35,7 @@ def lifecycle(hetzner: LocalHetzner, label: str, faults: dict[str, object], work
     from distributed import Client
 
     from scherbelberg import HetznerCluster
-    from scherbelberg.hetzner.errors import ScherbelbergError
+    from scherbelberg.errors import ScherbelbergError
 
     control = hetzner.control
     info = control.info()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..hetzner.errors import ConfigError
+from ..errors import ConfigError
 
 # Hetzner's architectures (catalog `architecture`) as conda subdirs
 NODE_SUBDIRS = {"x86": "linux-64", "arm": "linux-aarch64"}

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ..errors import ScherbelbergError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -25,17 +27,13 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-# Errors whose message says it all; anything else is shown with its type.
-_PLAIN = (
-    "ScherbelbergError",
-    "ConfigError",
-    "HetznerError",
-    "BootstrapError",
-    "VersionMismatch",
-    "ClusterNotFound",
-    "ValueError",
-    "FileNotFoundError",
-    "TimeoutError",
+# Errors whose message says it all (ours, and the standard library's plain ones);
+# anything else is shown with its type.
+_PLAIN: tuple[type[BaseException], ...] = (
+    ScherbelbergError,
+    ValueError,
+    FileNotFoundError,
+    TimeoutError,
 )
 
 
@@ -49,7 +47,7 @@ class CliError(click.ClickException):
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    if any(cls.__name__ in _PLAIN for cls in type(exc).__mro__):
+    if isinstance(exc, _PLAIN):
         message = first or type(exc).__name__
     else:
         message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -161,7 +159,8 @@ def session(
 
 def local_state(name: str) -> ClusterState | None:
     """The cluster's local state, or None if this machine has none."""
-    from ..cluster.state import ClusterNotFound, ClusterState
+    from ..cluster.state import ClusterState
+    from ..errors import ClusterNotFound
 
     try:
         return ClusterState.load(name)

@@ -51,8 +51,8 @@ def destroy_command(
         f"({count} resources)?",
         yes,
     )
+    from ..errors import HetznerError
     from ..hetzner import infra
-    from ..hetzner.errors import HetznerError
 
     async def delete_all() -> dict[str, list[str]]:
         return {t: await infra.delete_cluster(session, t, deadline=300) for t in targets}

@@ -22,8 +22,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..bootstrap.env import EnvSpec
+from ..errors import HetznerError
 from ..hetzner import catalog
-from ..hetzner.errors import HetznerError
 from . import images, lease
 
 if TYPE_CHECKING:

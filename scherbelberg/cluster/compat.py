@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import dask.config
 
 from ..config import Sourced
-from ..hetzner.errors import ArgumentError, ConfigError
+from ..errors import ArgumentError, ConfigError
 from ..hetzner.session import resolve_token
 
 F = TypeVar("F", bound=Callable[..., None])

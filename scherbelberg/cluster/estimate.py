@@ -14,8 +14,8 @@ import inspect
 from typing import Any
 
 from .. import config
+from ..errors import ConfigError
 from ..hetzner import capacity, catalog, pricing
-from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import compat, lifetime
 from . import settings as settings_module

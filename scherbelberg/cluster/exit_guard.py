@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..hetzner import infra, labels
-from ..hetzner.errors import TRANSIENT_CODES
+from ..hetzner.error_codes import TRANSIENT_CODES
 
 ACTION_SECONDS = 120.0  # for the servers' deletion (requests and their delete actions)
 RELEASE_SECONDS = infra.RELEASE_SECONDS  # for the rest: `resource_in_use` after the servers

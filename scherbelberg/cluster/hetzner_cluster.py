@@ -26,8 +26,8 @@ from distributed.deploy.spec import SpecCluster
 from .. import config  # also registers the scherbelberg config defaults
 from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, for_architecture
+from ..errors import ConfigError, HetznerError, ScherbelbergError, VersionMismatch
 from ..hetzner import capacity, catalog, infra, labels, pricing
-from ..hetzner.errors import ConfigError, HetznerError, ScherbelbergError
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import exit_guard, healing, lease, lifetime, ssh
 from . import settings as settings_module
@@ -36,8 +36,8 @@ from .compat import check_worker_count, takes_dask_cloudprovider_arguments
 from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
 from .tls import ClusterCA, client_security
-from .versions import VersionMismatch, ignore_patch_release_warnings
 from .versions import check as check_versions
+from .versions import ignore_patch_release_warnings
 
 log = logging.getLogger(__name__)
 LIFETIME_CHECK_SECONDS = 5.0  # how often this process checks TTL and idleness

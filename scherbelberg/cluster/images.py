@@ -31,12 +31,11 @@ from typing import Any
 
 from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_image_config
 from ..bootstrap.env import EnvSpec, with_dashboard
+from ..errors import BootstrapError, HetznerError
 from ..hetzner import catalog, labels
-from ..hetzner.errors import HetznerError
 from ..hetzner.infra import RELEASE_SECONDS, delete_servers
 from ..hetzner.session import HetznerSession
 from . import ssh
-from .nodes import BootstrapError
 
 log = logging.getLogger(__name__)
 

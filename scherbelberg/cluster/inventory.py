@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..errors import ConfigError
 from ..hetzner import infra, labels, pricing
-from ..hetzner.errors import ConfigError
 from ..hetzner.session import HetznerSession
 from . import lease
 from .lifetime import Lifetime

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from ..hetzner import labels
-from ..hetzner.errors import ConfigError
 
 EXPIRES = f"{labels.PREFIX}/expires"  # Unix seconds after which the cluster is deleted
 IDLE_TIMEOUT = f"{labels.PREFIX}/idle-timeout"  # seconds idle (no tasks, no clients)

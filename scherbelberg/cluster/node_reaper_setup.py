@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bootstrap import node_reaper
-from ..hetzner.errors import ScherbelbergError
+from ..errors import ScherbelbergError
 from . import ssh
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from ..bootstrap.cloud_config import (
     build_cloud_config,
 )
 from ..bootstrap.env import with_dashboard
+from ..errors import BootstrapError, HetznerError
 from ..hetzner import labels
-from ..hetzner.errors import HetznerError, ScherbelbergError
 from ..hetzner.infra import delete_servers, delete_servers_now
 from . import node_reaper_setup, ssh
 from .versions import check as check_versions
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
     from .hetzner_cluster import HetznerCluster
 
 log = logging.getLogger(__name__)
-
-
-class BootstrapError(ScherbelbergError):
-    """A node did not come up; the message carries the tail of its logs."""
 
 
 class _Retired(Exception):

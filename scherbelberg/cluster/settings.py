@@ -14,9 +14,9 @@ from typing import Any
 from .. import config
 from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, client_env_spec
+from ..errors import ConfigError
 from ..hetzner.capacity import Requirement, Wish
 from ..hetzner.catalog import ServerTypeInfo
-from ..hetzner.errors import ConfigError
 from . import system_image
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import platformdirs
 
+from ..errors import ClusterNotFound, ConfigError, StateError
 from .ssh import known_hosts_text
 from .tls import CertKey, ClusterCA, TlsFiles, private_directory, write_private, write_tls_files
 
@@ -28,14 +29,6 @@ STATE_FILE = "state.json"
 MAX_NAME_LENGTH = 40  # "<name>-worker-123…" must stay a valid 63-character hostname
 _NAME = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 _SERVER_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
-
-
-class ClusterNotFound(LookupError):
-    """No state is stored under this cluster name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"no cluster named {name!r} is known here (looked in {state_root()})")
 
 
 def state_root() -> Path:
@@ -53,7 +46,7 @@ def validate_cluster_name(name: str) -> str:
     letters, digits and inner hyphens, at most 40 characters.
     """
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise ConfigError(
             f"invalid cluster name {name!r}: use 1-{MAX_NAME_LENGTH} lowercase letters, digits "
             "and hyphens, starting with a letter and not ending with a hyphen"
         )
@@ -70,7 +63,7 @@ def _refuse_token(text: str) -> None:
     """Defence in depth: the API token must never reach the disk through the state."""
     token = os.environ.get("HCLOUD_TOKEN", "")
     if len(token) >= 16 and token in text:
-        raise ValueError("refusing to save cluster state that contains the HCLOUD_TOKEN value")
+        raise StateError("refusing to save cluster state that contains the HCLOUD_TOKEN value")
 
 
 @dataclass
@@ -115,14 +108,14 @@ class ClusterState:
     def from_json(cls, text: str) -> ClusterState:
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError("cluster state is not a JSON object")
+            raise StateError("cluster state is not a JSON object")
         version = data.pop("version", None)
         if version != STATE_VERSION:
-            raise ValueError(f"cluster state version {version!r} is not {STATE_VERSION}")
+            raise StateError(f"cluster state version {version!r} is not {STATE_VERSION}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown fields in cluster state: {', '.join(unknown)}")
+            raise StateError(f"unknown fields in cluster state: {', '.join(unknown)}")
         return cls(**data)
 
     def save(self) -> None:
@@ -138,13 +131,13 @@ class ClusterState:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ClusterNotFound(name) from None
+            raise ClusterNotFound(name, str(state_root())) from None
         try:
             state = cls.from_json(text)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"corrupt cluster state {path}: {exc}") from exc
+            raise StateError(f"corrupt cluster state {path}: {exc}") from exc
         if state.name != name:
-            raise ValueError(f"corrupt cluster state {path}: it names cluster {state.name!r}")
+            raise StateError(f"corrupt cluster state {path}: it names cluster {state.name!r}")
         return state
 
     @classmethod
@@ -195,7 +188,7 @@ class ClusterState:
         """Pin ``server_name``'s host key in ``ssh/known_hosts`` (keyed by server name, for
         ``ssh -o HostKeyAlias=<server name>``), replacing an older key for the same server."""
         if not _SERVER_NAME.fullmatch(server_name) or len(server_name) > 63:
-            raise ValueError(f"invalid server name {server_name!r}")
+            raise ConfigError(f"invalid server name {server_name!r}")
         keys = self.host_keys()
         keys[server_name] = public_key
         self._private_dir("ssh")

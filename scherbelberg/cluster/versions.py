@@ -10,12 +10,10 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import VersionMismatch
+
 # distributed's own `versions` handler reports these; the node environments pin them
 CHECKED = ("dask", "distributed", "cloudpickle", "msgpack", "toolz", "numpy", "pandas", "lz4")
-
-
-class VersionMismatch(Exception):
-    pass
 
 
 def client_versions() -> dict[str, str | None]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Sourced
+from ..errors import ConfigError, HetznerError
 from .catalog import ServerTypeInfo, server_type_info
-from .errors import ConfigError, HetznerError
 from .infra import list_all
 from .session import HetznerSession
 

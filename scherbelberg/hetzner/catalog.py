@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Sourced
-from .errors import ConfigError
+from ..errors import ConfigError
 from .session import HetznerSession
 
 

@@ -8,8 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import HetznerError
 from . import labels
-from .errors import HetznerError
 from .session import HetznerSession
 
 log = logging.getLogger(__name__)

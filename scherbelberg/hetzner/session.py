@@ -20,7 +20,8 @@ import requests
 from hcloud import APIException
 
 from .. import __version__
-from .errors import NOT_CARRIED_OUT, TRANSIENT_CODES, ConfigError, HetznerError, from_api
+from ..errors import ConfigError, HetznerError
+from .error_codes import NOT_CARRIED_OUT, TRANSIENT_CODES, from_api
 from .labels import CLUSTER as CLUSTER_LABEL
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pytest
 from scherbelberg.bootstrap import conda_env
 from scherbelberg.bootstrap.conda_env import CondaPackage, for_nodes, read_env
 from scherbelberg.bootstrap.env import client_env_spec
-from scherbelberg.hetzner.errors import ConfigError
+from scherbelberg.errors import ConfigError
 
 CHANNEL = "https://conda.anaconda.org/conda-forge"
 SITE = "lib/python3.11/site-packages"

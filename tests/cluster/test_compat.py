@@ -20,7 +20,7 @@ from dask_cloudprovider.hetzner import HetznerCluster as CloudproviderCluster
 from distributed.deploy.spec import SpecCluster
 
 from scherbelberg import HetznerCluster
-from scherbelberg.hetzner.errors import ArgumentError, ConfigError, HetznerError
+from scherbelberg.errors import ArgumentError, ConfigError, HetznerError
 
 NOWHERE = {"token": "not-a-token", "endpoint": "http://127.0.0.1:9"}  # port 9: refused
 

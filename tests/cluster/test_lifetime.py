@@ -13,7 +13,7 @@ from scherbelberg.cluster.lifetime import (
     parse_duration,
     resolve,
 )
-from scherbelberg.hetzner.errors import ConfigError
+from scherbelberg.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from scherbelberg import config  # noqa: F401 - registers the defaults
 from scherbelberg.cluster import system_image
 from scherbelberg.cluster.settings import resolve
-from scherbelberg.hetzner.errors import ConfigError
+from scherbelberg.errors import ConfigError
 
 
 def test_defaults_are_requirements_and_a_supported_image() -> None:

@@ -11,8 +11,8 @@ import pytest
 from distributed import Client
 
 from scherbelberg import HetznerCluster
+from scherbelberg.errors import ConfigError
 from scherbelberg.hetzner import capacity
-from scherbelberg.hetzner.errors import ConfigError
 from tests.e2e.conftest import Target
 
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from scherbelberg.errors import ConfigError
 from scherbelberg.hetzner import catalog
-from scherbelberg.hetzner.errors import ConfigError
 from scherbelberg.hetzner.session import HetznerSession
 from tests.e2e.conftest import Target
 

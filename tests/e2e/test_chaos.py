@@ -12,7 +12,7 @@ import pytest
 from distributed import Client
 
 from scherbelberg import HetznerCluster
-from scherbelberg.hetzner.errors import ScherbelbergError
+from scherbelberg.errors import ScherbelbergError
 from tests.cli.conftest import cli
 from tests.e2e.conftest import Target
 

@@ -38,7 +38,7 @@ from distributed import Client
 from hcloud import Client as HcloudClient
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE
-from scherbelberg.hetzner.errors import ConfigError
+from scherbelberg.errors import ConfigError
 
 def conda_packages():
     import json, pathlib, sys

@@ -15,7 +15,7 @@ from distributed import Client
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE, client_env_spec
 from scherbelberg.cluster import images
-from scherbelberg.cluster.nodes import BootstrapError
+from scherbelberg.errors import BootstrapError
 from scherbelberg.hetzner.session import HetznerSession
 from tests.cli.conftest import cli, cli_env
 from tests.e2e.conftest import Target, on_every_server

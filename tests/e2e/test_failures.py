@@ -8,8 +8,7 @@ import time
 import pytest
 
 from scherbelberg import HetznerCluster
-from scherbelberg.cluster.nodes import BootstrapError
-from scherbelberg.hetzner.errors import ConfigError, HetznerError
+from scherbelberg.errors import BootstrapError, ConfigError, HetznerError
 from tests.e2e.conftest import Target
 
 

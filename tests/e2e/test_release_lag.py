@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from scherbelberg import HetznerCluster
-from scherbelberg.cluster.nodes import BootstrapError
+from scherbelberg.errors import BootstrapError
 from tests.e2e.conftest import Target
 
 

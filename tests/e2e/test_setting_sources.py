@@ -7,7 +7,7 @@ import dask.config
 import pytest
 
 from scherbelberg import HetznerCluster
-from scherbelberg.hetzner.errors import ConfigError
+from scherbelberg.errors import ConfigError
 from tests.e2e.conftest import Target
 
 

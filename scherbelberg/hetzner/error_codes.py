@@ -1,27 +1,10 @@
-"""Errors a user can act on, each one line: what went wrong and, where known, what to do."""
+"""Hetzner's error codes: which are worth a retry, and the one line each becomes for a user."""
 
 from __future__ import annotations
 
 from hcloud import APIException
 
-
-class ScherbelbergError(Exception):
-    """Base of the errors scherbelberg raises on purpose (shown without a traceback)."""
-
-
-class ConfigError(ScherbelbergError):
-    """Bad or missing input, found before anything was created."""
-
-
-class HetznerError(ScherbelbergError):
-    """The Hetzner API refused or failed a request. `code` is Hetzner's error code
-    (`not_found`, `resource_in_use`, …), an HTTP status where the answer had none, or
-    `connection` when the API could not be reached; None for our own deadlines."""
-
-    def __init__(self, message: str, code: str | int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
+from ..errors import HetznerError
 
 # What Hetzner's own clients retry (hcloud-python's retry policy, the Terraform provider):
 # the request was not carried out, or may be retried safely after a moment.
@@ -61,9 +44,3 @@ def from_api(exc: APIException, doing: str) -> HetznerError:
     else:
         message = f"{doing}: {exc.message} ({code})"
     return HetznerError(message, code)
-
-
-class ArgumentError(ConfigError, TypeError):
-    """An argument HetznerCluster does not take (a typo, or dask-cloudprovider's name for
-    something scherbelberg does differently): a TypeError, as Python's own, with a message
-    that names what to use instead."""
