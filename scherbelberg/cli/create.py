@@ -154,10 +154,10 @@ def create_command(
 
 def _dry_run(kwargs: dict[str, Any], output: str) -> None:
     """The same checks as a create, then the price; nothing is made, no state is written."""
-    from ..cluster.estimate import estimate_cluster
+    from ..cluster.hetzner_cluster import HetznerCluster
 
     kwargs = dict(kwargs)
-    cost = estimate_cluster(kwargs.pop("n_workers"), **kwargs)
+    cost = HetznerCluster.estimate(kwargs.pop("n_workers"), **kwargs)
     if output == "json":
         common.emit_json(cost.as_dict())
         return

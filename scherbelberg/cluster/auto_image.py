@@ -19,7 +19,7 @@ import logging
 import time
 from contextlib import suppress
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..bootstrap.env import EnvSpec
 from ..errors import HetznerError
@@ -27,7 +27,9 @@ from ..hetzner import catalog
 from . import images, lease
 
 if TYPE_CHECKING:
-    from .hetzner_cluster import HetznerCluster
+    from ..hetzner.capacity import Catalog
+    from ..hetzner.session import HetznerSession
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,23 @@ log = logging.getLogger(__name__)
 IN_USE_SECONDS = 24 * 3600.0
 
 
+class ImageUser(Protocol):
+    """What environment images need of their cluster (`HetznerCluster` is one)."""
+
+    name: str
+    settings: Settings
+    session: HetznerSession
+    images: dict[str, catalog.ImageInfo]  # role -> the image its nodes boot from
+    capacity: Catalog
+
+    def image_for(self, role: str) -> catalog.ImageInfo: ...
+    def say(self, message: str) -> None: ...
+
+
 class AutoImage:
     """The environment images of one cluster: which it boots from, which it is making."""
 
-    def __init__(self, cluster: HetznerCluster) -> None:
+    def __init__(self, cluster: ImageUser) -> None:
         self.cluster = cluster
         self.used: dict[str, images.EnvImage] = {}  # architecture -> image nodes boot from
         self.making: asyncio.Task[None] | None = None

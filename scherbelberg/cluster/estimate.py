@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+from collections.abc import Collection
 from typing import Any
 
 from .. import config
@@ -22,9 +23,12 @@ from . import settings as settings_module
 from .state import ClusterState, validate_cluster_name
 
 
-async def estimate_cluster_async(n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
+async def estimate_cluster_async(
+    n_workers: int, arguments: Collection[str], **kwargs: Any
+) -> pricing.Estimate:
+    """`arguments`: the cluster's own keyword names (a misspelt one fails here as there)."""
     compat.check_worker_count(n_workers, "n_workers")
-    kwargs = compat.translate(kwargs, _cluster_arguments())
+    kwargs = compat.translate(kwargs, list(arguments))
     name = kwargs.get("name")
     if name is not None and validate_cluster_name(name) in ClusterState.list_names():
         raise ConfigError(f"a cluster named {name!r} exists already (attach with from_existing)")
@@ -45,20 +49,12 @@ async def estimate_cluster_async(n_workers: int = 0, **kwargs: Any) -> pricing.E
     return pricing.estimate(scheduler, worker, n_workers, choice.location, ipv4)
 
 
-def estimate_cluster(n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
+def estimate_cluster(n_workers: int, arguments: Collection[str], **kwargs: Any) -> pricing.Estimate:
     """Synchronous, also where an event loop runs already (a notebook): then in a thread."""
+    work = estimate_cluster_async(n_workers, arguments, **kwargs)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(estimate_cluster_async(n_workers, **kwargs))
+        return asyncio.run(work)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, estimate_cluster_async(n_workers, **kwargs)).result()
-
-
-def _cluster_arguments() -> list[str]:
-    """HetznerCluster's own keyword names: a misspelt one fails here as it would there."""
-    from .hetzner_cluster import HetznerCluster
-
-    parameters = inspect.signature(HetznerCluster.__init__).parameters
-    skip = ("self", "n_workers")
-    return [n for n, p in parameters.items() if n not in skip and p.kind is not p.VAR_KEYWORD]
+        return pool.submit(asyncio.run, work).result()

@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from distributed.core import Status
 
 from ..hetzner import infra, labels
-from .nodes import HetznerWorker
+from .nodes import HetznerNode, HetznerWorker
 
 if TYPE_CHECKING:
-    from .hetzner_cluster import HetznerCluster
+    from ..hetzner.session import HetznerSession
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,24 @@ def addresses_of(identity: dict[str, Any], names: set[str]) -> list[str]:
     return sorted(a for a, w in workers.items() if str(w.get("name")) in names)
 
 
+class HealedCluster(Protocol):
+    """What the healer needs of its cluster (`HetznerCluster` is one)."""
+
+    name: str
+    session: HetznerSession
+    status: Status
+    workers: dict[str, Any]  # SpecCluster's: started nodes by name
+    worker_spec: dict[str, Any]
+    nodes: MutableMapping[str, HetznerNode]  # also those still starting
+    scheduler_comm: Any
+
+    async def replace_worker(self, name: str) -> None: ...
+
+
 class Healer:
     """Runs as a task while the cluster runs; the cluster cancels it when it closes."""
 
-    def __init__(self, cluster: HetznerCluster) -> None:
+    def __init__(self, cluster: HealedCluster) -> None:
         self.cluster = cluster
         self.missing: dict[str, float] = {}
         self.unbacked_since: dict[str, float] = {}

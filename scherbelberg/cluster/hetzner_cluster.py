@@ -9,31 +9,35 @@ private network, firewall and spread placement groups, all labelled with the clu
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import time
 import weakref
-from contextlib import suppress
-from dataclasses import replace
+from contextlib import ExitStack, suppress
+from dataclasses import asdict, replace
 from typing import Any
 
-import aiohttp
 from dask_cloudprovider.generic.vmcluster import VMCluster
 from distributed.core import Status
 from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.deploy.spec import SpecCluster
+from distributed.utils import silence_logging_cmgr
 
 from .. import config  # also registers the scherbelberg config defaults
 from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, for_architecture
 from ..errors import ConfigError, HetznerError, ScherbelbergError, VersionMismatch
 from ..hetzner import capacity, catalog, infra, labels, pricing
+from ..hetzner.servers import ServerRecord
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import exit_guard, healing, lease, lifetime, ssh
 from . import settings as settings_module
 from .auto_image import AutoImage
+from .client_address import client_address
 from .compat import check_worker_count, takes_dask_cloudprovider_arguments
-from .nodes import HetznerNode, HetznerScheduler, HetznerWorker
+from .estimate import estimate_cluster, estimate_cluster_async
+from .nodes import HetznerNode, HetznerScheduler, HetznerWorker, NodeCluster
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
 from .tls import ClusterCA, client_security
 from .versions import check as check_versions
@@ -178,6 +182,15 @@ class HetznerCluster(VMCluster):
         # every node object by name, also those still starting (SpecCluster's `workers` holds
         # a worker only once its start has finished): a scale-down must reach those too
         self.nodes: weakref.WeakValueDictionary[str, HetznerNode] = weakref.WeakValueDictionary()
+        # silenced logs are ours to restore, also when detaching (SpecCluster's own exit stack
+        # is only left through its _close, which would also retire the workers)
+        self._quieted = ExitStack()
+        silence_logs = kwargs.pop("silence_logs", False)
+        if silence_logs:
+            self._quieted.enter_context(silence_logging_cmgr(level=silence_logs))
+            self._quieted.enter_context(silence_logging_cmgr(level=silence_logs, root="bokeh"))
+        # not VMCluster.__init__: it serialises the user's whole dask config (token included)
+        # into the nodes' options; our nodes get only what they need (nodes.py)
         SpecCluster.__init__(
             self,
             asynchronous=asynchronous,
@@ -216,6 +229,7 @@ class HetznerCluster(VMCluster):
             return
         if self.status == Status.closed:
             raise ValueError("Cluster is closed")
+        first_workers: list[asyncio.Future[Any]] = []
         try:
             if self._attach:
                 existing = await self._reattach()
@@ -225,6 +239,7 @@ class HetznerCluster(VMCluster):
                 existing = {}
             self._make_specs(existing)
             first_workers = await self._start_together()
+            # not VMCluster._start: it would rebuild both specs from its scheduler/worker options
             await SpecCluster._start(self)
             check_versions("scheduler", await self.scheduler_comm.versions())
             self.scheduler_up.set()
@@ -235,9 +250,9 @@ class HetznerCluster(VMCluster):
                 exit_guard.guard(self)  # deleted when this process ends without close()
             if self.lifetime.limited:
                 self._lifetime_watch = asyncio.ensure_future(self._enforce_lifetime())
-            self._healing = asyncio.ensure_future(healing.Healer(self).run())
+            self._healing = asyncio.ensure_future(healing.Healer(self).run())  # a HealedCluster
         except BaseException as exc:
-            for task in locals().get("first_workers") or []:
+            for task in first_workers:
                 task.cancel()
             if self._lease is not None:
                 self._lease.release()
@@ -321,16 +336,19 @@ class HetznerCluster(VMCluster):
     def estimate(cls, n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
         """The price of the cluster these arguments would make, from the API's catalog and
         `/pricing`, with primary IPv4 addresses; nothing is created. Also from a notebook."""
-        from .estimate import estimate_cluster
-
-        return estimate_cluster(n_workers, **kwargs)
+        return estimate_cluster(n_workers, cls.argument_names(), **kwargs)
 
     @classmethod
     async def estimate_async(cls, n_workers: int = 0, **kwargs: Any) -> pricing.Estimate:
         """`estimate`, awaited in the caller's event loop."""
-        from .estimate import estimate_cluster_async
+        return await estimate_cluster_async(n_workers, cls.argument_names(), **kwargs)
 
-        return await estimate_cluster_async(n_workers, **kwargs)
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """The keyword arguments this class takes (besides n_workers)."""
+        parameters = inspect.signature(cls.__init__).parameters
+        skip = ("self", "n_workers")
+        return [n for n, p in parameters.items() if n not in skip and p.kind is not p.VAR_KEYWORD]
 
     def _ssh_key_labels(self) -> dict[str, str]:
         return labels.for_resource(self.name, "ssh-key", self.settings.labels)
@@ -362,7 +380,7 @@ class HetznerCluster(VMCluster):
             lists = await asyncio.to_thread(conda_env.for_nodes, s.env.conda_packages, arches)
             s.env = replace(s.env, conda_packages=lists)
 
-    async def _reattach(self) -> dict[str, dict[str, Any]]:
+    async def _reattach(self) -> dict[str, ServerRecord]:
         """Load keys and CA from the state dir; find the servers by label."""
         s, session, state = self.settings, self.session, self.state
         await self._resolve_types_and_images(s.location)
@@ -380,17 +398,8 @@ class HetznerCluster(VMCluster):
         servers = await infra.list_labelled(session, "servers", labels.cluster_selector(self.name))
         if not any(sv["labels"].get(labels.ROLE) == "scheduler" for sv in servers):
             raise HetznerError(f"cluster {self.name} has no scheduler server (destroy it?)")
-        found: dict[str, dict[str, Any]] = {}
-        for server in servers:
-            private = server.get("private_net") or [{}]
-            found[server["name"]] = {
-                "server_id": int(server["id"]),
-                "name": server["name"],
-                "public_ip": server["public_net"]["ipv4"]["ip"],
-                "private_ip": private[0].get("ip"),
-                "role": server["labels"].get(labels.ROLE),
-            }
-        by_id = {info["server_id"]: name for name, info in found.items()}
+        found = {record.name: record for record in map(ServerRecord.from_api, servers)}
+        by_id = {record.server_id: name for name, record in found.items()}
         for group in await infra.list_labelled(
             session, "placement_groups", labels.cluster_selector(self.name)
         ):
@@ -486,30 +495,29 @@ class HetznerCluster(VMCluster):
                 return name, place
         return None
 
-    def _make_specs(self, existing: dict[str, dict[str, Any]]) -> None:
+    def _make_specs(self, existing: dict[str, ServerRecord]) -> None:
+        cluster: NodeCluster = self  # mypy checks that this cluster is what nodes need
         group = (
             {"group": [f"-{i}" for i in range(self.settings.worker_processes)]}
             if self.settings.worker_processes > 1
             else {}
         )
-        scheduler = next((v for v in existing.values() if v["role"] == "scheduler"), None)
+        scheduler = next((v for v in existing.values() if v.role == "scheduler"), None)
         self.scheduler_spec = {
             "cls": self.scheduler_class,
             "options": {
-                "cluster": self,
-                "name": scheduler["name"] if scheduler else f"{self.name}-scheduler",
-                "existing": _server(scheduler) if scheduler else None,
+                "cluster": cluster,
+                "name": scheduler.name if scheduler else f"{self.name}-scheduler",
+                "existing": scheduler,
             },
         }
-        self.new_spec = {"cls": self.worker_class, "options": {"cluster": self}, **group}
+        self.new_spec = {"cls": self.worker_class, "options": {"cluster": cluster}, **group}
         self.worker_spec = {}
-        workers = sorted(
-            (v for v in existing.values() if v["role"] == "worker"), key=lambda v: v["name"]
-        )
-        for info in workers:
-            self.worker_spec[info["name"]] = {
+        workers = sorted((v for v in existing.values() if v.role == "worker"), key=lambda v: v.name)
+        for record in workers:
+            self.worker_spec[record.name] = {
                 "cls": self.worker_class,
-                "options": {"cluster": self, "existing": _server(info)},
+                "options": {"cluster": cluster, "existing": record},
                 **group,
             }
         for _ in range(0 if self._attach else self._n_workers):
@@ -655,9 +663,9 @@ class HetznerCluster(VMCluster):
         if node.server is None:
             return
         if node.role == "scheduler":
-            self.state.scheduler = node.server.as_dict()
+            self.state.scheduler = asdict(node.server)
         else:
-            self.state.workers[node.name] = node.server.as_dict()
+            self.state.workers[node.name] = asdict(node.server)
         self._save_infra()
 
     def forget(self, node: HetznerNode) -> None:
@@ -688,10 +696,11 @@ class HetznerCluster(VMCluster):
             return
         self._destroying = self.closing_all = True
         try:
-            await SpecCluster._close(self)
+            await super()._close()
         except Exception:
             log.exception("closing cluster %s", self.name)
             self._lost_track = True
+        self._quieted.close()
         state = getattr(self, "state", None)
         if state is None:
             return
@@ -725,7 +734,8 @@ class HetznerCluster(VMCluster):
                 node.conn.close()
         if self.scheduler_comm:
             await self.scheduler_comm.close_rpc()
-        self._SpecCluster__exit_stack.__exit__(None, None, None)
+        self._quieted.close()
+        # not SpecCluster._close: it would retire the workers and stop the scheduler
         await DaskCluster._close(self)
 
     async def destroy(self) -> None:
@@ -761,21 +771,3 @@ class _Given:
 
     def __call__(self, **options: Any) -> HetznerScheduler:
         return self.node
-
-
-def _server(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: info[k] for k in ("server_id", "name", "public_ip", "private_ip")}
-
-
-async def client_address(url: str) -> str:
-    """This client's public address, as the service at `url` sees it (for firewall rules)."""
-    try:
-        timeout = aiohttp.ClientTimeout(total=15)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
-            response.raise_for_status()
-            return (await response.text()).strip()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ConfigError(
-            f"cannot detect this client's address from {url} ({exc}); "
-            "set allowed_sources or scherbelberg.client-address-url"
-        ) from None

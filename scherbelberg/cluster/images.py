@@ -34,6 +34,7 @@ from ..bootstrap.env import EnvSpec, with_dashboard
 from ..errors import BootstrapError, HetznerError
 from ..hetzner import catalog, labels
 from ..hetzner.infra import RELEASE_SECONDS, delete_servers
+from ..hetzner.servers import ServerRecord
 from ..hetzner.session import HetznerSession
 from . import ssh
 
@@ -234,7 +235,7 @@ async def build_env_image(
     `owner`: the cluster whose labels the temporary resources carry (so that cluster's
     deletion takes them too); by default they are a "cluster" of their own.
     """
-    from .hetzner_cluster import client_address
+    from .client_address import client_address
 
     say = progress or (lambda message: log.info("%s", message))
     if env.preinstalled:
@@ -299,7 +300,7 @@ async def build_env_image(
             },
         )
         server_id = int(body["server"]["id"])
-        public_ip = body["server"]["public_net"]["ipv4"]["ip"]
+        public_ip = ServerRecord.from_api(body["server"]).public_ip
         actions = [int(body["action"]["id"]), *[int(a["id"]) for a in body.get("next_actions", [])]]
         say(f"{name}: server {server_id} requested ({kind.name}, {base.name}), installing")
         await session.wait_for_actions(actions, deadline=action_deadline, doing=doing)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..hetzner import infra, labels, pricing
+from ..hetzner.servers import ServerRecord
 from ..hetzner.session import HetznerSession
 from . import lease
 from .lifetime import Lifetime
@@ -308,17 +309,16 @@ def _node(cluster: str, server: dict[str, Any]) -> Node:
         (server.get("datacenter") or {}).get("location") or {}
     ).get("name", "")
     price = next((p for p in server_type.get("prices", []) if p.get("location") == location), None)
-    ipv4 = (server.get("public_net") or {}).get("ipv4") or {}
-    private = server.get("private_net") or [{}]
+    record = ServerRecord.from_api(server)
     return Node(
         name=short_node_name(cluster, server["name"]),
         server_name=server["name"],
-        server_id=int(server["id"]),
-        role=str((server.get("labels") or {}).get(labels.ROLE, "")),
+        server_id=record.server_id,
+        role=record.role,
         server_type=str(server_type.get("name", "")),
         location=str(location),
-        public_ip=ipv4.get("ip"),
-        private_ip=private[0].get("ip"),
+        public_ip=record.public_ip or None,
+        private_ip=record.private_ip,
         status=str(server.get("status", "")),
         created=_epoch(server.get("created")),
         price_hourly=float(price["price_hourly"]["gross"]) if price else None,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dask_cloudprovider.generic.vmcluster import VMInterface
 from distributed.deploy.spec import ProcessInterface
@@ -30,13 +30,21 @@ from ..bootstrap.env import with_dashboard
 from ..errors import BootstrapError, HetznerError
 from ..hetzner import labels
 from ..hetzner.infra import delete_servers, delete_servers_now
+from ..hetzner.servers import ServerRecord
 from . import node_reaper_setup, ssh
 from .versions import check as check_versions
 
 if TYPE_CHECKING:
     import asyncssh
 
-    from .hetzner_cluster import HetznerCluster
+    from ..bootstrap.env import EnvSpec
+    from ..hetzner.catalog import ImageInfo
+    from ..hetzner.infra import Infra
+    from ..hetzner.session import HetznerSession
+    from .lifetime import Lifetime, LifetimeSettings
+    from .settings import Settings
+    from .state import ClusterState
+    from .tls import ClusterCA
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +53,37 @@ class _Retired(Exception):
     """Internal: the node was scaled away while it was starting."""
 
 
-@dataclass
-class ServerInfo:
-    server_id: int
-    name: str
-    public_ip: str
-    private_ip: str | None
+class NodeCluster(Protocol):
+    """What a node needs of its cluster (`HetznerCluster` is one): its settings, API session,
+    keys and state, and the few decisions only the cluster can make (placement group, type
+    fallback, image and environment per role). Declared here so nodes need not import it."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "server_id": self.server_id,
-            "name": self.name,
-            "public_ip": self.public_ip,
-            "private_ip": self.private_ip,
-        }
+    name: str
+    settings: Settings
+    session: HetznerSession
+    state: ClusterState
+    infra: Infra
+    ca: ClusterCA | None
+    ssh_private_key: str
+    lifetime: Lifetime
+    lifetime_settings: LifetimeSettings
+    node_location: dict[str, str]
+    nodes: weakref.WeakValueDictionary[str, HetznerNode]
+    deletions: list[int]
+    scheduler_up: asyncio.Event
+    closing_all: bool
+    scheduler_comm: Any
+
+    @property
+    def retires_gracefully(self) -> bool: ...
+    def image_for(self, role: str) -> ImageInfo: ...
+    def env_for(self, role: str) -> EnvSpec: ...
+    async def placement_group_for(self, node_name: str) -> int: ...
+    def fallback_type(
+        self, role: str, refused_type: str, location: str
+    ) -> tuple[str, str] | None: ...
+    def remember(self, node: HetznerNode) -> None: ...
+    def forget(self, node: HetznerNode) -> None: ...
 
 
 class HetznerNode(VMInterface):
@@ -69,16 +94,16 @@ class HetznerNode(VMInterface):
     def __init__(
         self,
         *,
-        cluster: HetznerCluster,
+        cluster: NodeCluster,
         name: str,
-        existing: dict[str, Any] | None = None,
+        existing: ServerRecord | None = None,
         **kwargs: Any,
     ) -> None:
         # not VMInterface.__init__: it serialises the user's whole dask config (token included)
         ProcessInterface.__init__(self)
         self.cluster = cluster
         self.name = name
-        self.server: ServerInfo | None = ServerInfo(**existing) if existing else None
+        self.server = existing
         self.conn: asyncssh.SSHClientConnection | None = None
         self.fresh = False  # created by this process (not re-attached)
         # when each stage was reached (time.time()): requested, created (Hetzner's actions
@@ -114,8 +139,7 @@ class HetznerNode(VMInterface):
         fresh = await self.cluster.session.request(
             doing, "GET", f"/servers/{self.server.server_id}"
         )
-        nets = fresh["server"].get("private_net", [])
-        self.server.private_ip = nets[0]["ip"] if nets else None
+        self.server.private_ip = ServerRecord.from_api(fresh["server"]).private_ip
         self.cluster.remember(self)
 
     async def post_server(self) -> None:
@@ -169,14 +193,7 @@ class HetznerNode(VMInterface):
                         "and no other type that fits can be had in its network zone",
                         exc.code,
                     ) from None
-        server = body["server"]
-        private = [p["ip"] for p in server.get("private_net", [])]
-        self.server = ServerInfo(
-            server_id=int(server["id"]),
-            name=self.name,
-            public_ip=server["public_net"]["ipv4"]["ip"],
-            private_ip=private[0] if private else None,
-        )
+        self.server = ServerRecord.from_api(body["server"])
         cluster.remember(self)
         self.fresh = True
         # an adopted server (see HetznerSession.create) comes without its actions
@@ -258,8 +275,8 @@ class HetznerNode(VMInterface):
         doing = f"deleting {self.role} {self.name}"
         if self.cluster.closing_all:
             # the whole cluster goes: delete now, wait once for all servers at the end
-            self.cluster.deletions += await delete_servers_now(
-                self.cluster.session, [self.server.server_id], doing=doing
+            self.cluster.deletions.extend(
+                await delete_servers_now(self.cluster.session, [self.server.server_id], doing=doing)
             )
         else:
             await delete_servers(
@@ -332,6 +349,7 @@ class HetznerNode(VMInterface):
 
     async def close(self) -> None:
         await self.destroy_vm()
+        # ProcessInterface's close, not VMInterface's: that would destroy the VM a second time
         await super(VMInterface, self).close()
 
 
