@@ -52,9 +52,93 @@ WORKER_NAME = re.compile(r"^(?P<cluster>.+)-worker-(?P<index>\d+)(-\d+)?$")
 class HetznerCluster(VMCluster):
     """A Dask cluster on Hetzner Cloud: `HetznerCluster(n_workers=4)`, then `Client(cluster)`.
 
-    Every argument falls back to the `scherbelberg` dask config (see scherbelberg.yaml). The
-    token comes from `token=`, HETZNER, HCLOUD_TOKEN or the config, and never leaves this
-    process. `close()` deletes every resource the cluster made.
+    One scheduler server and `n_workers` worker servers in a private network, behind a
+    firewall that admits only this client, talking mutual TLS. `close()` (or leaving a `with`
+    block, or the end of the process) deletes every resource the cluster made; it is billed
+    until then. Every argument left as None falls back to the `scherbelberg` dask config
+    (scherbelberg.yaml, ~/.config/dask/*.yaml, DASK_SCHERBELBERG__* variables).
+
+    Parameters
+    ----------
+    n_workers
+        Worker servers to start with; `scale()` and `adapt()` change it later.
+    name
+        The cluster's name (lowercase letters, digits, hyphens; at most 40 characters):
+        labels every resource and names the local state. Default: ``sbg-`` and six random
+        characters.
+    token
+        The Hetzner API token. Default: the HETZNER or HCLOUD_TOKEN environment variable,
+        then the config. It never leaves this process (unless ``reaper="node"``).
+    endpoint
+        The API's URL. Default: Hetzner Cloud, or HCLOUD_ENDPOINT (e.g. the local Hetzner).
+    location
+        Where the servers run (``fsn1``, ``nbg1``, ``hel1``, …); a neighbour in the same
+        network zone when the types cannot be ordered there now.
+    scheduler_server_type, worker_server_type
+        A server type's name, or names in order of preference (``"cx33,cpx32"``). Default:
+        the cheapest type that meets ``scheduler-requirement`` / ``worker-requirement`` and
+        can be ordered now.
+    image
+        ``auto`` (the image whose Python is the client's, and an environment image when one
+        exists), an image name such as ``debian-12``, or a snapshot's id.
+    env_method
+        How nodes get the client's packages: ``auto``, ``pip`` (uv installs the client's
+        exact versions) or ``conda`` (the client's conda environment, exactly).
+    extra_packages
+        More requirements for the nodes, e.g. ``["xarray", "zarr>=2.18"]``.
+    preinstalled
+        The image already holds the environment (a snapshot): nodes only check it.
+    env_images
+        With image ``auto``: make an environment image in the background when none exists
+        (billed per GB and month; see ``scherbelberg image``). False still uses existing ones.
+    pip_index_url
+        The package index nodes install from. Default: PyPI.
+    python_downloads_json_url
+        uv's list of Python builds, for nodes whose image lacks the client's Python.
+    worker_nthreads, worker_memory
+        Per Dask worker process. Default: the server type's cores and 90 % of its memory,
+        divided by `worker_processes`.
+    worker_processes
+        Dask worker processes per worker server (default 1).
+    network_cidr
+        The private network's range (default ``10.0.0.0/16``).
+    allowed_sources
+        CIDRs that may reach the scheduler and SSH. Default: this client's address only.
+    client_address_url
+        The service that tells this client its public address (for the default above).
+    labels
+        Extra labels on every resource.
+    timeouts
+        Seconds per wait, by kind: ``action``, ``snapshot``, ``bootstrap``, ``registration``.
+    ttl, idle_timeout
+        Delete the cluster this long after creation, or after this long without tasks and
+        clients (``"90s"``, ``"8h"``, seconds). Default: never.
+    reaper
+        Who enforces `ttl` and `idle_timeout`: ``client`` (this process and
+        ``scherbelberg reap``) or ``node`` (also the scheduler itself; the token then goes to
+        it, readable by root only).
+    attach
+        Internal to `from_existing`: load a cluster made earlier instead of creating one.
+    shutdown_on_close
+        False: `close()` lets go of the cluster and leaves it running (as `from_existing`
+        does by default); `destroy()` deletes it.
+    asynchronous, loop
+        As for every Dask cluster: create with ``await HetznerCluster(..., asynchronous=True)``.
+    **kwargs
+        dask-cloudprovider's argument names where they mean the same (``docker_image``,
+        ``security``, …), and SpecCluster's ``silence_logs``, ``scheduler_sync_interval``,
+        ``shutdown_scheduler``. Anything else is an `ArgumentError` naming what to use.
+
+    Raises
+    ------
+    ConfigError
+        Bad input, found before anything is created.
+    HetznerError
+        The API refused a request (its ``code`` is Hetzner's error code).
+    BootstrapError
+        A node did not come up (the message holds its log's tail).
+
+    Everything made is deleted again before any of these reaches the caller.
     """
 
     # the node classes are the extension point (tests swap in local Dask processes)
@@ -112,27 +196,13 @@ class HetznerCluster(VMCluster):
                 raise ConfigError("from_existing needs the cluster's name")
             self.state = ClusterState.load(validate_cluster_name(name))
             endpoint = endpoint or self.state.endpoint
-            stored = self.state.settings
-            location = location or stored.get("location")
-            scheduler_server_type = scheduler_server_type or stored.get("scheduler_server_type")
-            worker_server_type = worker_server_type or stored.get("worker_server_type")
-            image = image or stored.get("image")
-            env_method = env_method or stored.get("env_method")
-            network_cidr = network_cidr or stored.get("network_cidr")
-            worker_processes = worker_processes or stored.get("worker_processes")
-            pip_index_url = pip_index_url or stored.get("pip_index_url")
-            python_downloads_json_url = python_downloads_json_url or stored.get(
-                "python_downloads_json_url"
-            )
-            client_address_url = client_address_url or stored.get("client_address_url")
-            extra_packages = extra_packages or stored.get("extra_packages")
         else:
             name = validate_cluster_name(name or generate_cluster_name())
             if name in ClusterState.list_names():
                 raise ConfigError(
                     f"a cluster named {name!r} exists already (attach with from_existing)"
                 )
-        self.settings = settings_module.resolve(
+        arguments: dict[str, Any] = dict(
             location=location,
             scheduler_server_type=scheduler_server_type,
             worker_server_type=worker_server_type,
@@ -152,6 +222,9 @@ class HetznerCluster(VMCluster):
             worker_processes=worker_processes,
             timeouts=timeouts,
         )
+        if attach:  # what is not given again is what the cluster was made with
+            arguments = settings_module.with_stored(arguments, self.state.settings)
+        self.settings = settings_module.resolve(**arguments)
         # again per cluster: test runners (pytest) reset warning filters around each test
         ignore_patch_release_warnings()
         if shutdown_on_close and not attach:

@@ -6,6 +6,7 @@ values: a failed catalog check names the setting and where its value came from."
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import sys
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class Settings:
         return f"{self.worker_type.memory_gb * 0.9 / self.worker_processes:.2f}GB"
 
     def as_dict(self) -> dict[str, Any]:
+        """What a re-attach needs again (`with_stored`): keys are `resolve`'s argument names
+        (and the ports, which are fixed)."""
         return {
             "location": str(self.location),
             "scheduler_server_type": str(self.scheduler_type_name),
@@ -88,6 +91,16 @@ class Settings:
             "client_address_url": self.client_address_url,
             "extra_packages": list(self.env.extra_packages),
         }
+
+
+def with_stored(arguments: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`resolve`'s arguments for a re-attached cluster: each one not given again is taken
+    from the settings it was made with (`Settings.as_dict`, kept in its local state)."""
+    taken = inspect.signature(resolve).parameters
+    return {
+        **arguments,
+        **{k: v for k, v in stored.items() if k in taken and not arguments.get(k)},
+    }
 
 
 def resolve(
