@@ -144,13 +144,13 @@ async def adapt(kwargs: dict[str, Any], out: Path) -> Adapt:
 
 async def build_image(hetzner: LocalHetzner, token: str) -> tuple[int, float]:
     from scherbelberg.bootstrap import client_env_spec
-    from scherbelberg.cluster import images
+    from scherbelberg.cluster import env_images
     from scherbelberg.hetzner.session import HetznerSession
 
     info = hetzner.control.info()
     session = HetznerSession(token, hetzner.endpoint)
     began = time.time()
-    image_id = await images.build_env_image(
+    image_id = await env_images.build_env_image(
         session,
         env=client_env_spec(index_url=info["pip_index_url"]),
         location="fsn1",

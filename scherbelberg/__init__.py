@@ -20,8 +20,8 @@ __all__ = ["Cluster", "HetznerCluster", "__version__"]
 ignore_patch_release_warnings()
 
 if TYPE_CHECKING:
+    from .cluster.async_api import Cluster
     from .cluster.hetzner_cluster import HetznerCluster
-    from .cluster.seed import Cluster
 
 
 def __getattr__(name: str) -> Any:
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
         return HetznerCluster
     if name == "Cluster":
-        from .cluster.seed import Cluster
+        from .cluster.async_api import Cluster
 
         return Cluster
     raise AttributeError(f"module 'scherbelberg' has no attribute {name!r}")

@@ -56,7 +56,7 @@ def build_command(
     The server, its SSH key and firewall are deleted afterwards (also on failure). The
     snapshot is billed by Hetzner until `scherbelberg image delete ID`.
     """
-    from ..cluster import images, settings
+    from ..cluster import env_images, settings
 
     s = settings.resolve(
         location=location,
@@ -68,7 +68,7 @@ def build_command(
     session = common.session(token_env, endpoint)
     err = common.console(stderr=True)
     image_id = common.run(
-        images.build_env_image(
+        env_images.build_env_image(
             session,
             env=s.env,
             location=s.location,
@@ -84,7 +84,7 @@ def build_command(
         )
     )
     if output == "json":
-        found = common.run(images.list_env_images(session))
+        found = common.run(env_images.list_env_images(session))
         made = next(i for i in found if i.id == image_id)
         common.emit_json({"id": image_id, "env_hash": made.env_hash})
     else:
@@ -137,10 +137,10 @@ def ls_command(output: str, endpoint: str | None, token_env: str | None) -> None
 
 async def images_and_price(session: Any) -> tuple[list[Any], Any]:
     """The environment images in the project, and the snapshot price (for `ls` too)."""
-    from ..cluster import images
+    from ..cluster import env_images
     from ..hetzner import pricing
 
-    return await images.list_env_images(session), await pricing.snapshot_price(session)
+    return await env_images.list_env_images(session), await pricing.snapshot_price(session)
 
 
 def _row(image: Any, match: bool, price: Any) -> dict[str, Any]:
@@ -198,13 +198,13 @@ def prune_command(
 ) -> None:
     """Delete environment images that are not needed: all but the newest --keep of each
     environment, and those unused for --unused-for. Images being made are never deleted."""
-    from ..cluster import images
+    from ..cluster import env_images
     from ..cluster.lifetime import parse_duration
 
     unused = None if unused_for == "never" else parse_duration(unused_for, "--unused-for")
     session = common.session(token_env, endpoint)
     found, price = common.run(images_and_price(session))
-    plan = images.prune_plan(found, keep=keep, unused_for=unused, now=time.time())
+    plan = env_images.prune_plan(found, keep=keep, unused_for=unused, now=time.time())
     rows = [
         {**_row(image, False, price), "reason": reason, "deleted": not dry_run}
         for image, reason in plan
@@ -227,7 +227,7 @@ def prune_command(
 
         async def delete_all() -> None:
             for image, _reason in plan:
-                await images.delete_env_image(session, image.id)
+                await env_images.delete_env_image(session, image.id)
 
         common.run(delete_all())
     if output == "json":
@@ -245,14 +245,14 @@ def delete_command(
     image_ids: tuple[int, ...], yes: bool, endpoint: str | None, token_env: str | None
 ) -> None:
     """Delete environment images by id (only snapshots scherbelberg made)."""
-    from ..cluster import images
+    from ..cluster import env_images
 
     session = common.session(token_env, endpoint)
     common.confirm(f"Delete environment image(s) {', '.join(map(str, image_ids))}?", yes)
 
     async def delete_all() -> None:
         for image_id in image_ids:
-            await images.delete_env_image(session, image_id)
+            await env_images.delete_env_image(session, image_id)
 
     common.run(delete_all())
     for image_id in image_ids:

@@ -4,7 +4,7 @@ Why: installing the environment dominates a node's start (30-50 s on the local H
 minutes for many nodes), and every worker `adapt()` adds pays it again. A snapshot of an
 installed node lets nodes skip it, and users should not need to know the word "snapshot". So
 a cluster with the default image looks for an environment image made for its environment
-(`images.env_hash`: Python, pins, extras, method, architecture, base image) and boots from the
+(`env_images.env_hash`: Python, pins, extras, method, architecture, base image) and boots from the
 newest one. If there is none, its nodes install as before, and an image is made in the
 background on a small server of its own: the cluster in hand neither waits for it nor fails
 with it, and its workers added later boot from it once it is ready. `close()` waits for a build
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..bootstrap.env import EnvSpec
 from ..errors import HetznerError
-from ..hetzner import catalog
-from . import images, lease
+from ..hetzner import lookups
+from . import env_images, lease
 
 if TYPE_CHECKING:
     from ..hetzner.capacity import Catalog
@@ -44,10 +44,10 @@ class ImageUser(Protocol):
     name: str
     settings: Settings
     session: HetznerSession
-    images: dict[str, catalog.ImageInfo]  # role -> the image its nodes boot from
+    images: dict[str, lookups.ImageInfo]  # role -> the image its nodes boot from
     capacity: Catalog
 
-    def image_for(self, role: str) -> catalog.ImageInfo: ...
+    def image_for(self, role: str) -> lookups.ImageInfo: ...
     def say(self, message: str) -> None: ...
 
 
@@ -56,7 +56,7 @@ class AutoImage:
 
     def __init__(self, cluster: ImageUser) -> None:
         self.cluster = cluster
-        self.used: dict[str, images.EnvImage] = {}  # architecture -> image nodes boot from
+        self.used: dict[str, env_images.EnvImage] = {}  # architecture -> image nodes boot from
         self.making: asyncio.Task[None] | None = None
         self._marking: asyncio.Future[None] | None = None
 
@@ -82,7 +82,7 @@ class AutoImage:
             return
         cluster = self.cluster
         for architecture, base in self._architectures().items():
-            found = await images.find_env_image(
+            found = await env_images.find_env_image(
                 cluster.session, cluster.settings.env, architecture, base
             )
             if found is not None:
@@ -95,18 +95,18 @@ class AutoImage:
                 # not awaited: one request the start need not wait for
                 self._marking = asyncio.ensure_future(self._mark_used(found))
 
-    def _use(self, image: images.EnvImage) -> None:
+    def _use(self, image: env_images.EnvImage) -> None:
         """Nodes of this image's architecture made from now on boot from it."""
         self.used[image.architecture] = image
         for role, info in list(self.cluster.images.items()):
             if info.architecture == image.architecture:
-                self.cluster.images[role] = catalog.ImageInfo(
+                self.cluster.images[role] = lookups.ImageInfo(
                     image.id, f"environment image {image.id}", image.architecture
                 )
 
-    async def _mark_used(self, image: images.EnvImage) -> None:
+    async def _mark_used(self, image: env_images.EnvImage) -> None:
         try:
-            await images.mark_used(self.cluster.session, image)
+            await env_images.mark_used(self.cluster.session, image)
         except Exception as exc:  # only `image prune` reads it: never a reason to fail
             log.warning("could not mark environment image %s as used: %s", image.id, exc)
 
@@ -133,7 +133,7 @@ class AutoImage:
                 if not cheapest:
                     raise HetznerError(f"no {architecture} type can be ordered in {location}")
                 extra = {k: v for k, v in s.labels.items() if k != lease.LEASE}
-                image_id = await images.build_env_image(
+                image_id = await env_images.build_env_image(
                     cluster.session,
                     env=s.env,
                     location=location,
@@ -158,7 +158,7 @@ class AutoImage:
                     exc,
                 )
                 continue
-            made = await images.find_env_image(cluster.session, s.env, architecture, base)
+            made = await env_images.find_env_image(cluster.session, s.env, architecture, base)
             if made is None or made.id != image_id:
                 continue
             self._use(made)
@@ -168,15 +168,15 @@ class AutoImage:
             )
             await self._drop_older(made)
 
-    async def _drop_older(self, made: images.EnvImage) -> None:
+    async def _drop_older(self, made: env_images.EnvImage) -> None:
         """Older images of the same environment are not needed any more (snapshots are billed
         per GB and month), unless a cluster booted from one lately."""
         session = self.cluster.session
         with suppress(Exception):
-            for image in await images.list_env_images(session):
+            for image in await env_images.list_env_images(session):
                 stale = time.time() - image.last_used > IN_USE_SECONDS
                 if image.env_hash == made.env_hash and image.id != made.id and stale:
-                    await images.delete_env_image(session, image.id)
+                    await env_images.delete_env_image(session, image.id)
                     log.info("deleted environment image %s (replaced by %s)", image.id, made.id)
 
     async def finish(self, wait: bool) -> None:

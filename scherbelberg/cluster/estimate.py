@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ConfigError
-from ..hetzner import capacity, catalog, pricing
+from ..hetzner import capacity, lookups, pricing
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import compat, lifetime
 from . import settings as settings_module
@@ -39,12 +39,12 @@ async def estimate_cluster_async(
     session = HetznerSession(
         resolve_token(kwargs.get("token")), resolve_endpoint(kwargs.get("endpoint"))
     )
-    place = await catalog.location(session, s.location)  # the first request proves the token
+    place = await lookups.location(session, s.location)  # the first request proves the token
     known = await capacity.load(session)
     choice = capacity.choose(known, [s.scheduler_wish, s.worker_wish], place.name)
     scheduler = known.info(choice.types["scheduler"], choice.location)
     worker = known.info(choice.types["worker"], choice.location)
-    await catalog.images_for(session, s.image_name, {"scheduler": scheduler, "worker": worker})
+    await lookups.images_for(session, s.image_name, {"scheduler": scheduler, "worker": worker})
     ipv4 = await pricing.ipv4_price(session, choice.location)
     return pricing.estimate(scheduler, worker, n_workers, choice.location, ipv4)
 

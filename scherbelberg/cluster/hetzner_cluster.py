@@ -28,7 +28,7 @@ from .. import config  # also registers the scherbelberg config defaults
 from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, for_architecture
 from ..errors import ConfigError, HetznerError, ScherbelbergError, VersionMismatch
-from ..hetzner import capacity, catalog, infra, labels, pricing
+from ..hetzner import capacity, infra, labels, lookups, pricing
 from ..hetzner.servers import ServerRecord
 from ..hetzner.session import HetznerSession, resolve_endpoint, resolve_token
 from . import exit_guard, healing, lease, lifetime, ssh
@@ -237,7 +237,7 @@ class HetznerCluster(VMCluster):
         self._lease: lease.Lease | None = None  # held while this process creates the cluster
         self.session = HetznerSession(resolve_token(token), resolve_endpoint(endpoint))
         self.infra = infra.Infra()
-        self.images: dict[str, catalog.ImageInfo] = {}
+        self.images: dict[str, lookups.ImageInfo] = {}
         self.auto_image = AutoImage(self)  # environment images: used, or made for next time
         self._rolling_back = False
         self.ssh_private_key = ""
@@ -280,10 +280,10 @@ class HetznerCluster(VMCluster):
         return f"{self.name}-worker-{self._worker_counter - 1}"
 
     @property
-    def image(self) -> catalog.ImageInfo:
+    def image(self) -> lookups.ImageInfo:
         return self.images["worker"]
 
-    def image_for(self, role: str) -> catalog.ImageInfo:
+    def image_for(self, role: str) -> lookups.ImageInfo:
         return self.images["scheduler" if role == "scheduler" else "worker"]
 
     def env_for(self, role: str) -> EnvSpec:
@@ -353,7 +353,7 @@ class HetznerCluster(VMCluster):
         self._lease = lease.Lease(session, self.lease_seconds or 600.0)
         s.labels.update(self._lease.labels())
         # the first request also proves the token (every request counts: no extra check)
-        location = await catalog.location(session, s.location)
+        location = await lookups.location(session, s.location)
         await self._resolve_types_and_images(location.name)
         await self._conda_packages_for_nodes()
         if s.image_note:
@@ -538,7 +538,7 @@ class HetznerCluster(VMCluster):
     async def _images_for_types(self) -> None:
         s = self.settings
         types = {"scheduler": s.scheduler_type, "worker": s.worker_type}
-        self.images.update(await catalog.images_for(self.session, s.image_name, types))
+        self.images.update(await lookups.images_for(self.session, s.image_name, types))
 
     def fallback_type(self, role: str, refused_type: str, location: str) -> tuple[str, str] | None:
         """After 412 resource_unavailable (capacity went between the catalog read and the

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import asyncssh
 
     from ..bootstrap.env import EnvSpec
-    from ..hetzner.catalog import ImageInfo
     from ..hetzner.infra import Infra
+    from ..hetzner.lookups import ImageInfo
     from ..hetzner.session import HetznerSession
     from .lifetime import Lifetime, LifetimeSettings
     from .settings import Settings

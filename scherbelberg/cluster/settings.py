@@ -17,7 +17,7 @@ from ..bootstrap import conda_env
 from ..bootstrap.env import EnvSpec, client_env_spec
 from ..errors import ConfigError
 from ..hetzner.capacity import Requirement, Wish
-from ..hetzner.catalog import ServerTypeInfo
+from ..hetzner.lookups import ServerTypeInfo
 from . import system_image
 
 

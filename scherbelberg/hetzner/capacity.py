@@ -22,8 +22,8 @@ from typing import Any
 
 from ..config import Sourced
 from ..errors import ConfigError, HetznerError
-from .catalog import ServerTypeInfo, server_type_info
 from .infra import list_all
+from .lookups import ServerTypeInfo, server_type_info
 from .session import HetznerSession
 
 

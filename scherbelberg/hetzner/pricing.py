@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .catalog import ServerTypeInfo
+from .lookups import ServerTypeInfo
 from .session import HetznerSession
 
 DIGITS = 6  # Hetzner's gross hourly prices have 6 significant decimals (0.001071)

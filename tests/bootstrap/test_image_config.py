@@ -14,7 +14,7 @@ import pytest
 
 from scherbelberg.bootstrap import WAIT_COMMAND, EnvSpec, client_env_spec, install_script
 from scherbelberg.bootstrap import cloud_config as cc
-from scherbelberg.cluster.images import env_hash
+from scherbelberg.cluster.env_images import env_hash
 from tests.bootstrap.test_cloud_config import Sandbox, files, parsed
 
 PINS = (("dask", "2024.8.0"), ("distributed", "2024.8.0"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from scherbelberg.bootstrap import EnvSpec
-from scherbelberg.cluster import images
-from scherbelberg.cluster.images import EnvImage, env_hash, prune_plan
+from scherbelberg.cluster import env_images
+from scherbelberg.cluster.env_images import EnvImage, env_hash, prune_plan
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -23,9 +23,9 @@ def api_image(
     from datetime import UTC, datetime
 
     created = datetime.fromtimestamp(NOW - created_days_ago * DAY, UTC).isoformat()
-    found = {"scherbelberg/managed": "true", images.ENV_IMAGE: env}
+    found = {"scherbelberg/managed": "true", env_images.ENV_IMAGE: env}
     if used_days_ago is not None:
-        found[images.LAST_USED] = str(int(NOW - used_days_ago * DAY))
+        found[env_images.LAST_USED] = str(int(NOW - used_days_ago * DAY))
     return {
         "id": image_id,
         "type": "snapshot",
@@ -46,8 +46,8 @@ def plan(data: list[dict[str, Any]], keep: int = 1, unused_days: float | None = 
 
 def test_read_from_the_api() -> None:
     data = api_image(7, "abc", created_days_ago=3, used_days_ago=1)
-    data["labels"][images.BASE_IMAGE] = "debian-12"
-    data["labels"][images.PYTHON] = "3.11"
+    data["labels"][env_images.BASE_IMAGE] = "debian-12"
+    data["labels"][env_images.PYTHON] = "3.11"
     image = EnvImage.from_api(data)
     assert (image.id, image.env_hash, image.base_image, image.python) == (
         7,
@@ -62,9 +62,9 @@ def test_read_from_the_api() -> None:
 
 def test_matches_its_own_environment_architecture_and_base() -> None:
     data = api_image(1, env_hash(ENV, "x86", "debian-12"), created_days_ago=0)
-    data["labels"][images.BASE_IMAGE] = "debian-12"
+    data["labels"][env_images.BASE_IMAGE] = "debian-12"
     assert EnvImage.from_api(data).matches(ENV)
-    data["labels"][images.BASE_IMAGE] = "debian-13"
+    data["labels"][env_images.BASE_IMAGE] = "debian-13"
     assert not EnvImage.from_api(data).matches(ENV)
 
 

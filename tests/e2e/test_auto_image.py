@@ -15,7 +15,7 @@ from distributed import Client
 
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE, client_env_spec
-from scherbelberg.cluster import images
+from scherbelberg.cluster import env_images
 from scherbelberg.hetzner.session import HetznerSession
 from tests.cli.conftest import cli, cli_env
 from tests.e2e.conftest import Target, on_every_server
@@ -36,8 +36,8 @@ def bootstrap_logs(cluster: HetznerCluster, target: Target) -> dict[str, tuple[i
     return {name: (image_of[name], log) for name, log in logs.items()}
 
 
-def env_images(target: Target) -> list[images.EnvImage]:
-    return asyncio.run(images.list_env_images(HetznerSession(target.token, target.endpoint)))
+def stored_images(target: Target) -> list[env_images.EnvImage]:
+    return asyncio.run(env_images.list_env_images(HetznerSession(target.token, target.endpoint)))
 
 
 @pytest.mark.timeout(1500)
@@ -50,12 +50,12 @@ def test_second_cluster_boots_from_the_image_the_first_left(target: Target) -> N
             assert client.submit(sum, [1, 2, 3]).result() == 6
         for name, (_, log) in bootstrap_logs(first, target).items():
             assert "venv from" in log, (name, log)
-    made = env_images(target)
+    made = stored_images(target)
     env = client_env_spec()
     assert len(made) == 1, made
     image = made[0]
     assert image.matches(env) and image.status == "available"
-    assert image.env_hash == images.env_hash(env, "x86", image.base_image)
+    assert image.env_hash == env_images.env_hash(env, "x86", image.base_image)
     assert target.leftovers() == []  # the builder's server, key and firewall are gone
 
     # 2. the same environment again: every node boots from that image and installs nothing
@@ -88,7 +88,7 @@ def test_second_cluster_boots_from_the_image_the_first_left(target: Target) -> N
             for name, (image_id, log) in added.items():
                 assert image_id == image.id, name
                 assert "preinstalled: only checking the environment" in log, (name, log)
-    assert [i.id for i in env_images(target)] == [image.id]  # one image, still
+    assert [i.id for i in stored_images(target)] == [image.id]  # one image, still
 
     # 4. another environment: another hash, the old image is not used
     extra = defaults(target, extra_packages=["six"], env_images=False)
@@ -112,7 +112,7 @@ def test_a_failed_image_build_costs_the_cluster_nothing(target: Target) -> None:
                 assert len(client.scheduler_info()["workers"]) == 1
             cluster.sync(cluster.auto_image.finish, wait=True)
             builders = target.hcloud().servers.get_all(
-                label_selector=f"scherbelberg/role={images.ROLE}"
+                label_selector=f"scherbelberg/role={env_images.ROLE}"
             )
             assert builders == []
             # the cluster in hand: all there, still computing
@@ -120,7 +120,7 @@ def test_a_failed_image_build_costs_the_cluster_nothing(target: Target) -> None:
                 assert client.submit(sum, [4, 5]).result() == 9
     finally:
         target.control.update_faults(failing_actions={})
-    assert env_images(target) == []
+    assert stored_images(target) == []
     assert target.leftovers() == []
 
 
@@ -149,8 +149,8 @@ def test_prune_deletes_exactly_what_its_rules_select(target: Target) -> None:
                 description=key,
                 labels={
                     "scherbelberg/managed": "true",
-                    images.ENV_IMAGE: env_hash,
-                    images.LAST_USED: str(last_used),
+                    env_images.ENV_IMAGE: env_hash,
+                    env_images.LAST_USED: str(last_used),
                 },
             )
             response.action.wait_until_finished()
@@ -171,13 +171,13 @@ def test_prune_deletes_exactly_what_its_rules_select(target: Target) -> None:
     dry = cli(target, "image", "prune", "--unused-for", "never", "--dry-run", *endpoint, env=env)
     assert f"image {a1} " in dry.stdout and f"image {a2} " in dry.stdout
     assert "would delete 2 image(s)" in dry.stdout, dry.stdout
-    assert sorted(i.id for i in env_images(target)) == sorted(made.values())
+    assert sorted(i.id for i in stored_images(target)) == sorted(made.values())
 
     pruned = cli(target, "image", "prune", "--unused-for", "never", "--yes", *endpoint, env=env)
     assert "deleted 2 image(s)" in pruned.stdout, pruned.stdout
-    assert sorted(i.id for i in env_images(target)) == sorted([a3, b1])
+    assert sorted(i.id for i in stored_images(target)) == sorted([a3, b1])
 
     out = cli(target, "image", "prune", "--yes", "-o", "json", *endpoint, env=env).stdout
     assert [(r["id"], r["reason"]) for r in json.loads(out)] == [(b1, "not used for 40.0 days")]
-    assert [i.id for i in env_images(target)] == [a3]
+    assert [i.id for i in stored_images(target)] == [a3]
     assert "nothing to prune" in cli(target, "image", "prune", "--yes", *endpoint, env=env).stdout

@@ -14,7 +14,7 @@ from distributed import Client
 
 from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap import LOG_FILE, client_env_spec
-from scherbelberg.cluster import images
+from scherbelberg.cluster import env_images
 from scherbelberg.errors import BootstrapError
 from scherbelberg.hetzner.session import HetznerSession
 from tests.cli.conftest import cli, cli_env
@@ -34,7 +34,9 @@ class BuilderWatch(threading.Thread):
         servers = Path(self.target.control.info()["state_dir"]) / "servers"
         client = self.target.hcloud()
         while not self.done.is_set() and not self.machine_id:
-            for server in client.servers.get_all(label_selector=f"scherbelberg/role={images.ROLE}"):
+            for server in client.servers.get_all(
+                label_selector=f"scherbelberg/role={env_images.ROLE}"
+            ):
                 try:
                     text = (servers / str(server.id) / "upper/etc/machine-id").read_text()
                 except OSError:
@@ -53,7 +55,7 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
         watch.start()
 
     async def build() -> int:
-        return await images.build_env_image(
+        return await env_images.build_env_image(
             session,
             env=env,
             location="fsn1",
@@ -72,13 +74,13 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
             assert watch.machine_id, "the builder's machine-id was never seen"
         # the builder's server, key and firewall are gone already
         assert target.leftovers() == []
-        found = asyncio.run(images.find_env_image(session, env, "x86", "debian-12"))
+        found = asyncio.run(env_images.find_env_image(session, env, "x86", "debian-12"))
         assert found is not None and found.id == image_id
-        assert asyncio.run(images.find_env_image(session, env, "arm", "debian-12")) is None
-        assert asyncio.run(images.find_env_image(session, env, "x86", "debian-13")) is None
-        listed = asyncio.run(images.list_env_images(session))
+        assert asyncio.run(env_images.find_env_image(session, env, "arm", "debian-12")) is None
+        assert asyncio.run(env_images.find_env_image(session, env, "x86", "debian-13")) is None
+        listed = asyncio.run(env_images.list_env_images(session))
         assert [i.id for i in listed] == [image_id]
-        assert listed[0].env_hash == images.env_hash(env, "x86", "debian-12")
+        assert listed[0].env_hash == env_images.env_hash(env, "x86", "debian-12")
         assert (listed[0].python, listed[0].base_image) == (env.python, "debian-12")
         assert listed[0].matches(env)
 
@@ -121,8 +123,8 @@ def test_env_image_nodes_skip_the_install(target: Target) -> None:
             if target.local:
                 assert watch.machine_id not in ids, (watch.machine_id, ids)
     finally:
-        asyncio.run(images.delete_env_image(session, image_id))
-    assert asyncio.run(images.find_env_image(session, env, "x86", "debian-12")) is None
+        asyncio.run(env_images.delete_env_image(session, image_id))
+    assert asyncio.run(env_images.find_env_image(session, env, "x86", "debian-12")) is None
 
 
 def test_a_failed_build_leaves_nothing(target: Target) -> None:
@@ -132,7 +134,7 @@ def test_a_failed_build_leaves_nothing(target: Target) -> None:
     bad = replace(good, pins=(*good.pins[1:], ("dask", "1999.1.0")))
 
     async def build() -> int:
-        return await images.build_env_image(
+        return await env_images.build_env_image(
             session,
             env=bad,
             location="fsn1",
@@ -145,7 +147,7 @@ def test_a_failed_build_leaves_nothing(target: Target) -> None:
     with pytest.raises(BootstrapError, match="install failed"):
         asyncio.run(build())
     assert target.leftovers() == []
-    assert asyncio.run(images.list_env_images(session)) == []
+    assert asyncio.run(env_images.list_env_images(session)) == []
 
 
 def test_cli_build_ls_delete(target: Target) -> None:

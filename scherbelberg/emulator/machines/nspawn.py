@@ -607,7 +607,7 @@ def _copy_layer(upper: Path, dest: Path) -> None:
 
     As it is, like a Hetzner snapshot of a disk: machine-id, SSH host keys and cloud-init's
     state travel unless whoever takes the snapshot resets them first (the product does, see
-    cluster/images.py). Only the NoCloud seed is dropped: it is this emulator's stand-in for
+    cluster/env_images.py). Only the NoCloud seed is dropped: it is this emulator's stand-in for
     the metadata service, not part of the disk, and each new server gets its own.
     """
     tmp = dest.with_name(dest.name + ".tmp")

@@ -32,7 +32,7 @@ from typing import Any
 from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_image_config
 from ..bootstrap.env import EnvSpec, with_dashboard
 from ..errors import BootstrapError, HetznerError
-from ..hetzner import catalog, labels
+from ..hetzner import labels, lookups
 from ..hetzner.infra import RELEASE_SECONDS, delete_servers
 from ..hetzner.servers import ServerRecord
 from ..hetzner.session import HetznerSession
@@ -244,9 +244,9 @@ async def build_env_image(
     doing = f"building environment image ({name})"
     resource_labels = labels.for_resource(owner or name, ROLE, extra_labels)
     # check the inputs before anything is made
-    place = await catalog.location(session, location)
-    kind = await catalog.server_type(session, server_type, place.name)
-    base = await catalog.image(session, base_image, kind.architecture)
+    place = await lookups.location(session, location)
+    kind = await lookups.server_type(session, server_type, place.name)
+    base = await lookups.image(session, base_image, kind.architecture)
     made_for = env_hash(env, kind.architecture, base.name)
     sources = allowed_sources or [f"{await client_address(client_address_url)}/32"]
 
