@@ -500,7 +500,7 @@ class HetznerCluster(VMCluster):
         if scheduler.server is None:
             await scheduler.post_server()
             if scheduler.server is not None and scheduler.server.private_ip is None:
-                await scheduler._refresh_private_ip(f"creating scheduler {scheduler.name}")
+                await scheduler.refresh_private_ip(f"creating scheduler {scheduler.name}")
         self.scheduler_spec = {"cls": _Given(scheduler), "options": {}}
         if scheduler.server is None or scheduler.server.private_ip is None:
             return []  # no address yet: workers start after the scheduler, as usual
@@ -509,9 +509,7 @@ class HetznerCluster(VMCluster):
         workers: dict[str, Any] = self.worker_spec
         for name, worker_spec in workers.items():
             worker = self.worker_class(address, name=name, **worker_spec["options"])
-            worker._cluster = weakref.ref(self)
-            self.workers[name] = worker
-            self._created.add(worker)
+            self.workers[name] = worker  # SpecCluster's own record of started workers
             started.append(asyncio.ensure_future(worker))
         return started
 
@@ -797,8 +795,6 @@ class HetznerCluster(VMCluster):
         """Let go of the cluster without touching its servers (it lives on)."""
         exit_guard.release(self.name)
         self.status = Status.closing
-        with suppress(AttributeError):
-            self._adaptive.stop()
         nodes = [self.scheduler, *self.workers.values()]
         for node in nodes:
             if isinstance(node, HetznerScheduler) and node.tunnel is not None:

@@ -128,13 +128,13 @@ class HetznerNode(VMInterface):
             self._actions, deadline=cluster.settings.timeouts["action"], doing=doing
         )
         if self.server.private_ip is None:  # not in the create response: ask once more
-            await self._refresh_private_ip(doing)
+            await self.refresh_private_ip(doing)
         if self.server.private_ip is None:
             raise BootstrapError(f"{self.name} has no address in the cluster's private network")
         self.events["created"] = time.time()
         return self.server.private_ip, self.server.public_ip
 
-    async def _refresh_private_ip(self, doing: str) -> None:
+    async def refresh_private_ip(self, doing: str) -> None:
         assert self.server is not None
         fresh = await self.cluster.session.request(
             doing, "GET", f"/servers/{self.server.server_id}"
