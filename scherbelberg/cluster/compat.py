@@ -102,40 +102,6 @@ def _server_type(value: Any) -> dict[str, Any]:
     return {"scheduler_server_type": sourced, "worker_server_type": sourced}
 
 
-def _bootstrap(value: Any) -> dict[str, Any]:
-    if value is None or value is True:
-        return {}  # scherbelberg always bootstraps the nodes
-    raise _refuse(
-        "bootstrap",
-        value,
-        "scherbelberg always installs the nodes' environment; for an image that holds it "
-        "already, use image=<snapshot id>, preinstalled=True",
-    )
-
-
-def _docker_image(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    raise _refuse("docker_image", value, NO_DOCKER)
-
-
-def _docker_args(value: Any) -> dict[str, Any]:
-    if not value:
-        return {}
-    raise _refuse("docker_args", value, NO_DOCKER)
-
-
-def _extra_bootstrap(value: Any) -> dict[str, Any]:
-    if not value:
-        return {}
-    raise _refuse(
-        "extra_bootstrap",
-        value,
-        "scherbelberg runs no extra commands on the nodes; Python packages: "
-        "extra_packages=[...]; anything else: a snapshot of your own as image=<snapshot id>",
-    )
-
-
 def _env_vars(value: Any) -> dict[str, Any]:
     """dask's Docker images read EXTRA_PIP_PACKAGES; that is what extra_packages does."""
     if not value:
@@ -228,64 +194,63 @@ def _security(value: Any) -> dict[str, Any]:
     )
 
 
-def _protocol(value: Any) -> dict[str, Any]:
-    if value is None or value == "tls":
-        return {}
-    raise _refuse("protocol", value, "scherbelberg speaks only TLS (protocol='tls')")
+def _refused_unless(
+    name: str, why: str, allowed: Callable[[Any], bool] = lambda value: not value
+) -> Callable[[Any], dict[str, Any]]:
+    """A name scherbelberg has no use for: its default (`allowed`) is fine and becomes
+    nothing; any other value is an ArgumentError that says `why`."""
+
+    def rule(value: Any) -> dict[str, Any]:
+        if allowed(value):
+            return {}
+        raise _refuse(name, value, why)
+
+    return rule
 
 
-def _debug(value: Any) -> dict[str, Any]:
-    if not value:
-        return {}
-    raise _refuse(
-        "debug",
-        value,
-        "scherbelberg reports through logging: logging.basicConfig(level='DEBUG'); "
-        "a node's bootstrap log: `scherbelberg logs NAME`",
-    )
-
-
-def _auto_shutdown(value: Any) -> dict[str, Any]:
-    if not value:
-        return {}
-    raise _refuse(
-        "auto_shutdown",
-        value,
-        "close() deletes the servers (a stopped Hetzner server is still billed); for a "
-        "cluster left running use ttl= or idle_timeout=",
-    )
-
-
-def _spec(name: str) -> Callable[[Any], dict[str, Any]]:
-    def refuse(value: Any) -> dict[str, Any]:
-        raise _refuse(
-            name,
-            value,
-            "scherbelberg makes the scheduler and worker specs itself; "
-            "use n_workers=, scheduler_server_type= and worker_server_type=",
-        )
-
-    return refuse
-
-
+SPECS_ARE_OURS = (
+    "scherbelberg makes the scheduler and worker specs itself; "
+    "use n_workers=, scheduler_server_type= and worker_server_type="
+)
 RULES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "server_type": _server_type,
-    "bootstrap": _bootstrap,
-    "docker_image": _docker_image,
-    "docker_args": _docker_args,
-    "extra_bootstrap": _extra_bootstrap,
+    "bootstrap": _refused_unless(
+        "bootstrap",
+        "scherbelberg always installs the nodes' environment; for an image that holds it "
+        "already, use image=<snapshot id>, preinstalled=True",
+        allowed=lambda value: value is None or value is True,
+    ),
+    "docker_image": _refused_unless("docker_image", NO_DOCKER, lambda value: value is None),
+    "docker_args": _refused_unless("docker_args", NO_DOCKER),
+    "extra_bootstrap": _refused_unless(
+        "extra_bootstrap",
+        "scherbelberg runs no extra commands on the nodes; Python packages: "
+        "extra_packages=[...]; anything else: a snapshot of your own as image=<snapshot id>",
+    ),
     "env_vars": _env_vars,
     "worker_class": _worker_class,
     "worker_module": _worker_module,
     "worker_options": _worker_options,
     "scheduler_options": _scheduler_options,
     "security": _security,
-    "protocol": _protocol,
-    "debug": _debug,
-    "auto_shutdown": _auto_shutdown,
-    "workers": _spec("workers"),
-    "scheduler": _spec("scheduler"),
-    "worker": _spec("worker"),
+    "protocol": _refused_unless(
+        "protocol",
+        "scherbelberg speaks only TLS (protocol='tls')",
+        allowed=lambda value: value is None or value == "tls",
+    ),
+    "debug": _refused_unless(
+        "debug",
+        "scherbelberg reports through logging: logging.basicConfig(level='DEBUG'); "
+        "a node's bootstrap log: `scherbelberg logs NAME`",
+    ),
+    "auto_shutdown": _refused_unless(
+        "auto_shutdown",
+        "close() deletes the servers (a stopped Hetzner server is still billed); for a "
+        "cluster left running use ttl= or idle_timeout=",
+    ),
+    "workers": _refused_unless("workers", SPECS_ARE_OURS, lambda value: False),
+    "scheduler": _refused_unless("scheduler", SPECS_ARE_OURS, lambda value: False),
+    "worker": _refused_unless("worker", SPECS_ARE_OURS, lambda value: False),
 }
 
 
