@@ -1,4 +1,4 @@
-"""The seed's async API: `await Cluster.from_new(...)`, `await Cluster.from_existing(name=...)`,
+"""The async API: `await Cluster.from_new(...)`, `await Cluster.from_existing(name=...)`,
 `await c.get_client()`, `await c.destroy()`.
 
 A thin layer over `HetznerCluster` for clusters that outlive the process that made them: the

@@ -1,1 +1,1 @@
-"""Everything that talks to the Hetzner API: session, catalog checks, labels, infrastructure."""
+"""Everything that talks to the Hetzner API: session, lookups, capacity, labels, infrastructure."""
