@@ -56,3 +56,7 @@ class EmulatorError(ScherbelbergError):
 
 class StateError(ScherbelbergError, ValueError):
     """A cluster's local state (under the state dir) is unreadable or would be unsafe."""
+
+
+class DeadlineExceeded(ScherbelbergError, TimeoutError):
+    """A wait ran past its deadline (every wait here has one)."""

@@ -30,6 +30,8 @@ import yaml
 from scherbelberg.bootstrap.env import EnvSpec, install_script
 from scherbelberg.bootstrap.idle import IDLE_PRELOAD, IDLE_PRELOAD_FILE
 
+from ..errors import ConfigError
+
 MAX_USER_DATA = 32 * 1024  # Hetzner's limit for user_data, in bytes
 
 STATE_DIR = "/var/lib/scherbelberg"
@@ -93,7 +95,7 @@ class NodeConfig:
 def service_name(role: Role) -> str:
     """The systemd service of a node with this role (without `.service`)."""
     if role not in ("scheduler", "worker"):
-        raise ValueError(f"unknown role {role!r}")
+        raise ConfigError(f"unknown role {role!r}")
     return f"dask-{role}"
 
 
@@ -139,7 +141,7 @@ def _render(config: dict[str, Any], whose: str, hint: str) -> str:
     )
     size = len(text.encode())
     if size > MAX_USER_DATA:
-        raise ValueError(
+        raise ConfigError(
             f"user_data {whose} is {size} bytes, over Hetzner's limit of "
             f"{MAX_USER_DATA} bytes ({hint})"
         )
@@ -440,29 +442,29 @@ done
 def _validate(node: NodeConfig) -> None:
     service_name(node.role)
     if not _NAME.match(node.name):
-        raise ValueError(f"server name must be a host name: {node.name!r}")
+        raise ConfigError(f"server name must be a host name: {node.name!r}")
     network = ipaddress.ip_network(node.private_cidr)  # ValueError if not a network
     if network.version != 4:
-        raise ValueError(f"private_cidr must be an IPv4 network: {node.private_cidr!r}")
+        raise ConfigError(f"private_cidr must be an IPv4 network: {node.private_cidr!r}")
     for port in (node.scheduler_port, node.dashboard_port):
         if not 0 < port < 65536:
-            raise ValueError(f"bad port {port}")
+            raise ConfigError(f"bad port {port}")
     if node.role == "worker":
         if node.scheduler_address is None or not node.scheduler_address.startswith("tls://"):
-            raise ValueError(
+            raise ConfigError(
                 f"a worker needs a tls:// scheduler_address, got {node.scheduler_address!r}"
             )
         if node.nworkers < 1 or (node.nthreads is not None and node.nthreads < 1):
-            raise ValueError("nworkers and nthreads must be at least 1")
+            raise ConfigError("nworkers and nthreads must be at least 1")
     if not node.host_key_public.startswith("ssh-ed25519 "):
-        raise ValueError("host_key_public must be an ssh-ed25519 public key")
+        raise ConfigError("host_key_public must be an ssh-ed25519 public key")
     if "BEGIN OPENSSH PRIVATE KEY" not in node.host_key_private:
-        raise ValueError("host_key_private must be an OpenSSH-format private key")
+        raise ConfigError("host_key_private must be an OpenSSH-format private key")
     for what, pem in (("ca", node.tls.ca_pem), ("cert", node.tls.cert_pem)):
         if "-----BEGIN CERTIFICATE-----" not in pem:
-            raise ValueError(f"tls.{what}_pem is not a PEM certificate")
+            raise ConfigError(f"tls.{what}_pem is not a PEM certificate")
     if "PRIVATE KEY-----" not in node.tls.key_pem:
-        raise ValueError("tls.key_pem is not a PEM private key")
+        raise ConfigError("tls.key_pem is not a PEM private key")
 
 
 def _file(path: str, content: str, permissions: str) -> dict[str, Any]:
@@ -521,11 +523,11 @@ def build_image_config(env: EnvSpec, host_key_private: str, host_key_public: str
     environment, checks it and touches `STATE_DIR/ready`.
     """
     if env.preinstalled:
-        raise ValueError("an environment image needs an install, not a preinstalled env")
+        raise ConfigError("an environment image needs an install, not a preinstalled env")
     if not host_key_public.startswith("ssh-ed25519 "):
-        raise ValueError("host_key_public must be an ssh-ed25519 public key")
+        raise ConfigError("host_key_public must be an ssh-ed25519 public key")
     if "BEGIN OPENSSH PRIVATE KEY" not in host_key_private:
-        raise ValueError("host_key_private must be an OpenSSH-format private key")
+        raise ConfigError("host_key_private must be an OpenSSH-format private key")
     config: dict[str, Any] = {
         "ssh_keys": {
             "ed25519_private": _with_newline(host_key_private),

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError
 from . import conda_env
 
 # Distributions whose versions must match between the client and the nodes: Dask itself, and
@@ -89,27 +90,29 @@ class EnvSpec:
 
     def __post_init__(self) -> None:
         if self.method not in ("pip", "conda"):
-            raise ValueError(f"unknown install method {self.method!r} (pip or conda)")
+            raise ConfigError(f"unknown install method {self.method!r} (pip or conda)")
         if not _PYTHON_VERSION.match(self.python):
-            raise ValueError(f"python must be a major.minor version like '3.11': {self.python!r}")
+            raise ConfigError(f"python must be a major.minor version like '3.11': {self.python!r}")
         for name, version in self.pins:
             if not _DISTRIBUTION.match(name) or not _EXACT_VERSION.match(version):
-                raise ValueError(f"bad pin {name!r}=={version!r}")
+                raise ConfigError(f"bad pin {name!r}=={version!r}")
         if not posixpath.isabs(self.prefix) or posixpath.normpath(self.prefix) in ("/", "//"):
-            raise ValueError(f"prefix must be an absolute directory below /: {self.prefix!r}")
+            raise ConfigError(f"prefix must be an absolute directory below /: {self.prefix!r}")
         if self.index_url is not None and urlsplit(self.index_url).scheme not in ("http", "https"):
-            raise ValueError(f"index_url must be an http(s) URL: {self.index_url!r}")
+            raise ConfigError(f"index_url must be an http(s) URL: {self.index_url!r}")
         downloads = self.python_downloads_json_url
         if downloads is not None and urlsplit(downloads).scheme not in ("http", "https"):
-            raise ValueError(f"python_downloads_json_url must be an http(s) URL: {downloads!r}")
+            raise ConfigError(f"python_downloads_json_url must be an http(s) URL: {downloads!r}")
         if self.uv_version is not None and not _EXACT_VERSION.match(self.uv_version):
-            raise ValueError(f"bad uv version {self.uv_version!r}")
+            raise ConfigError(f"bad uv version {self.uv_version!r}")
         for requirement in self.extra_packages:
             if not requirement.strip() or requirement.lstrip().startswith("-"):
-                raise ValueError(f"extra_packages holds requirements, not options: {requirement!r}")
+                raise ConfigError(
+                    f"extra_packages holds requirements, not options: {requirement!r}"
+                )
         for subdir, lines in self.conda_packages:
             if not _SUBDIR.match(subdir) or not all(_EXPLICIT_LINE.match(x) for x in lines):
-                raise ValueError(f"bad conda package list for {subdir!r}")
+                raise ConfigError(f"bad conda package list for {subdir!r}")
 
 
 def _installed_version(name: str) -> str | None:

@@ -37,7 +37,7 @@ _PLAIN: tuple[type[BaseException], ...] = (
 )
 
 
-class CliError(click.ClickException):
+class CliError(ScherbelbergError, click.ClickException):
     """An error the command reports itself (one line, exit code 1)."""
 
     def show(self, file: Any = None) -> None:

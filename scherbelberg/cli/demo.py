@@ -15,6 +15,8 @@ import time
 import click
 from rich.console import Console
 
+from ..errors import ScherbelbergError
+
 CHUNKS = 40
 CHUNK_POINTS = 100_000
 
@@ -116,5 +118,5 @@ def _run(console: object, workers: int, debug: bool) -> None:
     for what, seconds in timings.items():
         console.print(f"  {what:<18} {seconds:6.1f} s")
     if not 3.13 < pi < 3.15:
-        raise RuntimeError(f"the computation gave π = {pi}, expected about 3.14")
+        raise ScherbelbergError(f"the computation gave π = {pi}, expected about 3.14")
     console.print("demo finished: everything was created, used and deleted again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import DeadlineExceeded
 from . import common
 
 
@@ -48,7 +49,7 @@ async def _scale(name: str, n: int, token: str, endpoint: str, timeout: float) -
         await asyncio.wait_for(cluster._correct_state(), timeout)
         while len(cluster.scheduler_info.get("workers", {})) != n * _processes(cluster):
             if loop.time() > deadline:
-                raise TimeoutError(f"{name} did not reach {n} workers within {timeout:g} s")
+                raise DeadlineExceeded(f"{name} did not reach {n} workers within {timeout:g} s")
             await asyncio.sleep(0.5)
         return before, len(cluster.worker_spec)
     finally:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..bootstrap.cloud_config import LOG_FILE, STATE_DIR, WAIT_COMMAND, build_image_config
 from ..bootstrap.env import EnvSpec, with_dashboard
-from ..errors import BootstrapError, HetznerError
+from ..errors import BootstrapError, ConfigError, HetznerError
 from ..hetzner import labels, lookups
 from ..hetzner.infra import RELEASE_SECONDS, delete_servers
 from ..hetzner.servers import ServerRecord
@@ -239,7 +239,7 @@ async def build_env_image(
 
     say = progress or (lambda message: log.info("%s", message))
     if env.preinstalled:
-        raise ValueError("build_env_image installs the environment: pass preinstalled=False")
+        raise ConfigError("build_env_image installs the environment: pass preinstalled=False")
     name = f"sbg-image-{secrets.token_hex(3)}"
     doing = f"building environment image ({name})"
     resource_labels = labels.for_resource(owner or name, ROLE, extra_labels)

@@ -301,7 +301,7 @@ class HetznerCluster(VMCluster):
         if self.status == Status.running:
             return
         if self.status == Status.closed:
-            raise ValueError("Cluster is closed")
+            raise ConfigError("Cluster is closed")
         first_workers: list[asyncio.Future[Any]] = []
         try:
             if self._attach:

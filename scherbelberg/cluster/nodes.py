@@ -27,7 +27,7 @@ from ..bootstrap.cloud_config import (
     build_cloud_config,
 )
 from ..bootstrap.env import with_dashboard
-from ..errors import BootstrapError, HetznerError
+from ..errors import BootstrapError, HetznerError, ScherbelbergError
 from ..hetzner import labels
 from ..hetzner.infra import delete_servers, delete_servers_now
 from ..hetzner.servers import ServerRecord
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Retired(Exception):
+class _Retired(ScherbelbergError):
     """Internal: the node was scaled away while it was starting."""
 
 

@@ -15,6 +15,8 @@ from types import TracebackType
 
 import asyncssh
 
+from ..errors import ConfigError, DeadlineExceeded
+
 RETRY_INTERVAL = 0.5
 # One attempt may not hang longer than this (a dropped SYN, a stalled handshake).
 ATTEMPT_TIMEOUT = 10.0
@@ -36,7 +38,7 @@ def _public_key_line(public_key: str) -> str:
     """``type base64`` of an OpenSSH public key line, validated, without its comment."""
     parts = public_key.split()
     if len(parts) < 2:
-        raise ValueError(f"not an OpenSSH public key: {public_key[:40]!r}")
+        raise ConfigError(f"not an OpenSSH public key: {public_key[:40]!r}")
     asyncssh.import_public_key(f"{parts[0]} {parts[1]}")  # raises on garbage
     return f"{parts[0]} {parts[1]}"
 
@@ -85,7 +87,7 @@ async def connect(
             last = exc
         await asyncio.sleep(max(0.0, min(RETRY_INTERVAL, end - loop.time())))
     reason = f"{type(last).__name__}: {last}" if last else "no attempt made"
-    raise TimeoutError(f"no SSH to {host} within {deadline:g} s: {reason}")
+    raise DeadlineExceeded(f"no SSH to {host} within {deadline:g} s: {reason}")
 
 
 async def run(
@@ -157,6 +159,6 @@ def known_hosts_text(entries: Mapping[str, str]) -> str:
     lines = []
     for host, key in entries.items():
         if not host or any(c in host for c in " \t\r\n,*?!#@") or host.startswith("|"):
-            raise ValueError(f"unsafe known_hosts host: {host!r}")
+            raise ConfigError(f"unsafe known_hosts host: {host!r}")
         lines.append(f"{host} {_public_key_line(key)}\n")
     return "".join(lines)

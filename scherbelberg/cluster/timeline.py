@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .hetzner_cluster import HetznerCluster
 
@@ -176,11 +178,11 @@ class Recorder:
 def check_available(path: str | Path) -> None:
     """Raise ValueError (one line) if the picture cannot be drawn: call before starting."""
     if Path(path).suffix.lower() not in FORMATS:
-        raise ValueError(f"a timeline is a {', '.join(FORMATS)} file, not {str(path)!r}")
+        raise ConfigError(f"a timeline is a {', '.join(FORMATS)} file, not {str(path)!r}")
     try:  # imported, not only found: a broken install fails here too, before the start
         import matplotlib.figure  # noqa: F401
     except ImportError:
-        raise ValueError(f"drawing a timeline needs matplotlib: {EXTRA_HINT}") from None
+        raise ConfigError(f"drawing a timeline needs matplotlib: {EXTRA_HINT}") from None
 
 
 def json_path(path: str | Path) -> Path:

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..errors import ConfigError, StateError
+
 if TYPE_CHECKING:
     import distributed
 
@@ -51,7 +53,7 @@ def _cert_pem(cert: x509.Certificate) -> str:
 
 def _validity(valid_days: int) -> tuple[datetime.datetime, datetime.datetime]:
     if valid_days < 1:
-        raise ValueError(f"valid_days must be at least 1, got {valid_days}")
+        raise ConfigError(f"valid_days must be at least 1, got {valid_days}")
     now = datetime.datetime.now(datetime.UTC)
     return now - _BACKDATE, now + datetime.timedelta(days=valid_days)
 
@@ -124,11 +126,11 @@ class ClusterCA:
         client authentication. The role is recorded as the subject's OU.
         """
         if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         ca_cert = x509.load_pem_x509_certificate(self.cert_pem.encode("ascii"))
         ca_key = serialization.load_pem_private_key(self.key_pem.encode("ascii"), password=None)
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise TypeError("the cluster CA key is not an EC key")
+            raise StateError("the cluster CA key is not an EC key")
         key = _new_key()
         alt_names: list[x509.GeneralName] = [x509.DNSName(common_name)]
         alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
