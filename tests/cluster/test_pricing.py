@@ -16,7 +16,7 @@ from scherbelberg import HetznerCluster
 from scherbelberg.cluster.inventory import Node
 from scherbelberg.emulator.control import LocalHetzner
 from scherbelberg.errors import ArgumentError, ConfigError
-from scherbelberg.hetzner.catalog import ServerTypeInfo
+from scherbelberg.hetzner.lookups import ServerTypeInfo
 from scherbelberg.hetzner.pricing import Ipv4Price, estimate
 
 IPV4 = Ipv4Price(0.001071, 0.595)
