@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .cluster.versions import ignore_patch_release_warnings
+from .version import __version__
 
-__version__ = "0.1.0.dev0"
 __all__ = ["Cluster", "HetznerCluster", "__version__"]
 
 # also for a Client made from `scherbelberg client`'s snippet in a process that imported us

@@ -50,8 +50,12 @@ class ClusterNotFound(ScherbelbergError, LookupError):
         super().__init__(f"no cluster named {name!r} is known here (looked in {where})")
 
 
-class EmulatorError(ScherbelbergError):
+class EmulatorError(ScherbelbergError, RuntimeError):
     """The local Hetzner (the emulator) or one of its machines failed."""
+
+
+class EmulatorInputError(EmulatorError, ValueError):
+    """The local Hetzner was given a setting or request part it cannot take."""
 
 
 class StateError(ScherbelbergError, ValueError):

@@ -40,9 +40,7 @@ def demo_command(workers: int, debug: bool) -> None:
     except Exception as exc:  # one line unless --debug
         if debug:
             raise
-        click.echo(
-            f"error: {exc}".splitlines()[0] if "\n" not in str(exc) else f"error: {exc}", err=True
-        )
+        click.echo(f"error: {exc}", err=True)  # a bootstrap failure keeps its log tail
         sys.exit(1)
 
 

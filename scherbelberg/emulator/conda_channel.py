@@ -51,6 +51,8 @@ from typing import Any
 
 from aiohttp import web
 
+from scherbelberg.errors import EmulatorError, EmulatorInputError
+
 from . import interpreters
 
 logger = logging.getLogger(__name__)
@@ -123,7 +125,7 @@ def ensure_channel(say: Progress = logger.info, directory: Path | None = None) -
             return done
         archive = interpreters.built()
         if archive is None:
-            raise RuntimeError("no interpreter archive: build it first (interpreters.py)")
+            raise EmulatorError("no interpreter archive: build it first (interpreters.py)")
         start = time.monotonic()
         say(f"building the lab's conda channel: python {archive.version} + {len(WHEELS)} wheels")
         work = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=target.parent))
@@ -243,7 +245,7 @@ def wheel_package(wheel: Path, channel: Path) -> Path:
         root = Path(tmp) / "pkg"
         z.extractall(root / site)
         if any(n.split("/")[0].endswith(".data") for n in names):
-            raise ValueError(f"{wheel.name}: wheels with a .data directory are not handled")
+            raise EmulatorInputError(f"{wheel.name}: wheels with a .data directory are not handled")
         (root / site / dist_info / "INSTALLER").write_text("conda\n")
         name, version = _conda_name(metadata["Name"]), metadata["Version"]
         entry_points = _console_scripts(root / site / dist_info / "entry_points.txt")
@@ -255,7 +257,9 @@ def wheel_package(wheel: Path, channel: Path) -> Path:
                     "package_metadata_version": 1}  # fmt: skip
             return _pack(root, index_json, channel / "noarch", link_json=link)
         if entry_points:
-            raise ValueError(f"{wheel.name}: console scripts of binary wheels are not handled")
+            raise EmulatorInputError(
+                f"{wheel.name}: console scripts of binary wheels are not handled"
+            )
         index_json = _index_json(
             name, version, f"py{PYTHON_TAG}_0", SUBDIR, arch="x86_64", platform="linux",
             depends=[f"python 3.{PYTHON_TAG[1:]}.*"],

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-
-class EmulatorError(RuntimeError):
-    pass
+from scherbelberg.errors import EmulatorError
 
 
 @dataclass

@@ -22,6 +22,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from scherbelberg.errors import EmulatorError
+
 from .service import READY_LINE
 
 RUN_ENV = "SCHERBELBERG_EMULATOR_RUN"  # moves the directory (tests: one emulator each)
@@ -32,7 +34,7 @@ NOTICE_SECONDS = 2.0  # a start that takes longer is said on stderr (a failure i
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # an environment variable the emulator prints
 
 
-class DaemonError(RuntimeError):
+class DaemonError(EmulatorError, RuntimeError):
     """One line for the user: why the background emulator could not start or stop."""
 
 

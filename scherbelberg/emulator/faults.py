@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from scherbelberg.errors import EmulatorInputError
+
 # HTTP codes that a fault may produce, with the Hetzner error code each one carries
 FAULT_CODES: dict[int, str] = {
     429: "rate_limit_exceeded",
@@ -52,17 +54,17 @@ class HttpFault:
         if isinstance(self.status, str):  # "no_answer" / "slow" read better in YAML and JSON
             named = {name: status for status, name in KINDS.items()}
             if self.status not in named:
-                raise ValueError(f"unknown fault status {self.status!r}")
+                raise EmulatorInputError(f"unknown fault status {self.status!r}")
             self.status = named[self.status]
         if self.status not in FAULT_CODES and self.status not in KINDS:
-            raise ValueError(
+            raise EmulatorInputError(
                 f"fault status must be one of {sorted(FAULT_CODES)}, {SLOW} (a slow answer) "
                 f"or {NO_ANSWER} (no answer)"
             )
         if not 0.0 <= self.rate <= 1.0:
-            raise ValueError("fault rate must be between 0 and 1")
+            raise EmulatorInputError("fault rate must be between 0 and 1")
         if self.delay < 0 or self.burst < 1:
-            raise ValueError("fault delay must be >= 0 and burst >= 1")
+            raise EmulatorInputError("fault delay must be >= 0 and burst >= 1")
         re.compile(self.path)
 
     @property
@@ -116,9 +118,9 @@ class Faults:
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
         if self.release_delay is not None and self.release_delay < 0:
-            raise ValueError("release_delay must be >= 0")
+            raise EmulatorInputError("release_delay must be >= 0")
         if self.dhcp_try_seconds < 0:
-            raise ValueError("dhcp_try_seconds must be >= 0")
+            raise EmulatorInputError("dhcp_try_seconds must be >= 0")
         if self.dhcp_first_try_lost is not None:
             re.compile(self.dhcp_first_try_lost)
 
@@ -196,7 +198,7 @@ class Faults:
         }
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+            raise EmulatorInputError(f"unknown fault settings: {', '.join(sorted(unknown))}")
         release_delay = data.get("release_delay")
         return cls(
             http=[HttpFault(**item) for item in data.get("http", [])],
@@ -219,7 +221,7 @@ def parse_unavailable(items: list[Any]) -> set[tuple[str, str]]:
         if isinstance(item, str):
             server_type, sep, location = item.partition("@")
             if not sep or not server_type or not location:
-                raise ValueError(f"{item!r} is not TYPE@LOCATION")
+                raise EmulatorInputError(f"{item!r} is not TYPE@LOCATION")
         else:
             server_type, location = item
         pairs.add((str(server_type), str(location)))
@@ -234,7 +236,7 @@ def parse_http_fault(text: str) -> HttpFault:
     while parts and len(numeric) < 3 and _is_number(parts[-1]):
         numeric.insert(0, parts.pop())
     if not parts or not numeric:
-        raise ValueError(f"fault '{text}' is not PATH:STATUS[:RATE[:DELAY]]")
+        raise EmulatorInputError(f"fault '{text}' is not PATH:STATUS[:RATE[:DELAY]]")
     path = ":".join(parts)
     status = int(numeric[0])
     rate = float(numeric[1]) if len(numeric) > 1 else 1.0
@@ -265,7 +267,7 @@ def availability_profile(name: str | None) -> set[tuple[str, str]]:
     if name is None:
         return set()
     if name not in AVAILABILITY_PROFILES:
-        raise ValueError(
+        raise EmulatorInputError(
             f"unknown availability profile {name!r} (known: {', '.join(AVAILABILITY_PROFILES)})"
         )
     return set(AVAILABILITY_PROFILES[name])

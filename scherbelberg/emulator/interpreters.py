@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from scherbelberg.emulator.machines.image import host_mirror
+from scherbelberg.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def _run(argv: list[str], log: Path, cwd: Path | None = None) -> None:
         result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"{argv[0]} failed ({result.returncode}):\n{tail}")
+        raise EmulatorError(f"{argv[0]} failed ({result.returncode}):\n{tail}")
 
 
 def _fetch_source(work: Path, log: Path) -> Path:
@@ -200,7 +201,7 @@ def _fetch_source(work: Path, log: Path) -> Path:
     _run(["apt-get", "-q", *options, "source", "--download-only", SOURCE_PACKAGE], log, source)
     origs = sorted(source.glob(f"{SOURCE_PACKAGE}_*.orig.tar.*"))
     if not origs:
-        raise RuntimeError(f"apt-get source {SOURCE_PACKAGE} brought no .orig tarball")
+        raise EmulatorError(f"apt-get source {SOURCE_PACKAGE} brought no .orig tarball")
     return origs[0]
 
 
@@ -236,7 +237,7 @@ def _version(python: Path) -> str:
     """The built interpreter's own version ("3.11.2"), asked from it (not from the file name)."""
     found = sorted((python / "bin").glob("python3.*[0-9]"))
     if not found:
-        raise RuntimeError(f"make install left no bin/python3.X in {python}")
+        raise EmulatorError(f"make install left no bin/python3.X in {python}")
     out = subprocess.run(
         [str(found[0]), "-c", "import platform; print(platform.python_version())"],
         capture_output=True, text=True, check=True,

@@ -36,6 +36,8 @@ from urllib.parse import quote, urljoin
 import aiohttp
 from aiohttp import web
 
+from scherbelberg.errors import EmulatorInputError
+
 logger = logging.getLogger(__name__)
 
 UPSTREAM_ENV = "SCHERBELBERG_PYPI_UPSTREAM"
@@ -197,7 +199,7 @@ class PypiMirror:
                         body = await resp.read()
                     index = json.loads(body)
                     if not isinstance(index, dict):
-                        raise ValueError("index is not a JSON object")
+                        raise EmulatorInputError("index is not a JSON object")
                     try:
                         await asyncio.to_thread(_write_atomic, path, body)
                     except OSError as exc:  # a full or read-only cache only costs freshness
@@ -228,7 +230,7 @@ class PypiMirror:
                         digest.update(chunk)
                         await asyncio.to_thread(out.write, chunk)
             if digest.hexdigest() != sha:
-                raise ValueError(f"sha256 of {url} is {digest.hexdigest()}, not {sha}")
+                raise EmulatorInputError(f"sha256 of {url} is {digest.hexdigest()}, not {sha}")
             await asyncio.to_thread(os.replace, tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):

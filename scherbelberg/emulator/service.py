@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from scherbelberg.errors import EmulatorError
+
 from .api.app import make_app
 from .faults import Faults
 from .latency import INSTANT, LatencyProfile
@@ -42,7 +44,7 @@ class EmulatorOptions:
     token: str | None = None
 
 
-class MachinesUnavailable(RuntimeError):
+class MachinesUnavailable(EmulatorError, RuntimeError):
     """This host cannot run the local Hetzner's machines; the message says what is missing."""
 
 

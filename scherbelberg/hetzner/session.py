@@ -19,8 +19,8 @@ import hcloud
 import requests
 from hcloud import APIException
 
-from .. import __version__
 from ..errors import ConfigError, HetznerError
+from ..version import __version__
 from .error_codes import NOT_CARRIED_OUT, TRANSIENT_CODES, from_api
 from .labels import CLUSTER as CLUSTER_LABEL
 

@@ -12,9 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
+from scherbelberg.errors import EmulatorInputError
+
 from ..faults import Faults, availability_profile, parse_unavailable
 from ..model.errors import ApiError
 from ..model.world import Limits
+from .app_state import ADMIN_TOKEN, RATE_LIMITERS, REQUEST_LOG, bearer
 from .common import WORLD, body_of
 
 routes = web.RouteTableDef()
@@ -22,9 +25,8 @@ PREFIX = "/_emulator"
 
 
 def _check_admin(request: web.Request) -> None:
-    from .app import ADMIN_TOKEN, _bearer
 
-    if _bearer(request) != request.app[ADMIN_TOKEN]:
+    if bearer(request) != request.app[ADMIN_TOKEN]:
         raise web.HTTPUnauthorized(
             text='{"error": "admin token required"}', content_type="application/json"
         )
@@ -83,7 +85,6 @@ async def create_project(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/requests")
 async def requests(request: web.Request) -> web.Response:
-    from .app import REQUEST_LOG
 
     _check_admin(request)
     token = request.query.get("token")
@@ -140,7 +141,7 @@ async def set_availability(request: web.Request) -> web.Response:
     try:
         unknown = set(body) - {"unavailable", "profile"}
         if unknown:
-            raise ValueError(f"unknown availability settings: {', '.join(sorted(unknown))}")
+            raise EmulatorInputError(f"unknown availability settings: {', '.join(sorted(unknown))}")
         pairs = parse_unavailable(list(body.get("unavailable") or []))
         faults.unavailable = pairs | availability_profile(body.get("profile"))
     except (TypeError, ValueError) as exc:
@@ -155,7 +156,6 @@ def _availability(faults: Faults) -> dict[str, Any]:
 @routes.put(PREFIX + "/projects/{token}/rate_limit")
 async def rate_limit(request: web.Request) -> web.Response:
     """`{"frozen": true}` stops the refill clock, so a test can exhaust the allowance exactly."""
-    from .app import RATE_LIMITERS
     from .ratelimit import RateLimiter
 
     _check_admin(request)

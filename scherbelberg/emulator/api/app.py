@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -19,6 +18,15 @@ from ..faults import NO_ANSWER, SLOW
 from ..model.errors import ApiError
 from ..model.world import World
 from . import actions, admin, catalog, resources, servers
+from .app_state import (
+    ADMIN_TOKEN,
+    NO_ANSWER_KEY,
+    RATE_LIMITERS,
+    REQUEST_LOG,
+    RequestLog,
+    RequestRecord,
+    bearer,
+)
 from .common import PROJECT_KEY, WORLD
 from .listing import InvalidInput
 from .ratelimit import RateLimiter
@@ -27,42 +35,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_PREFIX = "/v1"
-
-
-@dataclass
-class RequestRecord:
-    """One request as the emulator saw it (for counting API usage in benchmarks)."""
-
-    time: float
-    method: str
-    path: str
-    query: str
-    token: str | None
-    project_id: int | None
-    status: int
-
-
-class RequestLog:
-    def __init__(self) -> None:
-        self.records: list[RequestRecord] = []
-
-    def add(self, record: RequestRecord) -> None:
-        self.records.append(record)
-
-    def for_token(self, token: str | None) -> list[RequestRecord]:
-        return [r for r in self.records if token is None or r.token == token]
-
-
-REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log", RequestLog)
-RATE_LIMITERS: web.AppKey[dict[int, RateLimiter]] = web.AppKey("rate_limiters", dict)
-ADMIN_TOKEN: web.AppKey[str] = web.AppKey("admin_token", str)
-NO_ANSWER_KEY = "no_answer"  # request key: an injected fault closed the connection
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _error(exc: ApiError, headers: dict[str, str] | None = None) -> web.Response:
@@ -105,7 +77,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             method=request.method,
             path=request.path[len(API_PREFIX) :] or "/",
             query=request.query_string,
-            token=_bearer(request),
+            token=bearer(request),
             project_id=getattr(project, "id", None),
             status=status,
         )
@@ -117,7 +89,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(API_PREFIX + "/"):
         return await handler(request)
-    token = _bearer(request)
+    token = bearer(request)
     project = request.app[WORLD].project_for(token) if token else None
     if project is None:
         raise ApiError("unauthorized", "unable to authenticate")

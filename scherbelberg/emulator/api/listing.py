@@ -23,6 +23,8 @@ from operator import itemgetter
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from scherbelberg.errors import EmulatorError
+
 __all__ = [
     "ACTION_SORT_FIELDS",
     "DEFAULT_PER_PAGE",
@@ -72,7 +74,7 @@ SORT_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
-class InvalidInput(Exception):
+class InvalidInput(EmulatorError):
     """A query parameter is malformed; the API answers 422 `invalid_input` naming `field`."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from scherbelberg.emulator.machines.image import host_mirror, host_security_mirror
 from scherbelberg.emulator.machines.lab import Lab
+from scherbelberg.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +137,12 @@ class AptCache:
         while True:
             assert self._proc is not None
             if self._proc.returncode is not None:
-                raise RuntimeError(f"apt-cacher-ng exited {self._proc.returncode}: {self._tail()}")
+                raise EmulatorError(f"apt-cacher-ng exited {self._proc.returncode}: {self._tail()}")
             try:
                 _r, w = await asyncio.open_connection(backend_address(k), BACKEND_PORT)
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
+                    raise EmulatorError(
                         f"apt-cacher-ng not listening after {START_DEADLINE:.0f} s: {self._tail()}"
                     ) from None
                 await asyncio.sleep(0.1)

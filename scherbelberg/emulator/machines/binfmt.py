@@ -23,6 +23,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from scherbelberg.errors import EmulatorError
+
 logger = logging.getLogger(__name__)
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -32,7 +34,7 @@ DEBIAN_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 INSTALL_HINT = "apt-get install qemu-user-static"
 
 
-class BinfmtError(RuntimeError):
+class BinfmtError(EmulatorError, RuntimeError):
     """arm64 programs cannot run on this host; the message says why and what to do."""
 
 

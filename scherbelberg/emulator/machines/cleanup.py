@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scherbelberg.emulator.machines import cgroups
-from scherbelberg.emulator.machines.lab import (
+from scherbelberg.emulator.machines.lab_names import (
     LOCK_DIR,
     NETNS_DIR,
     PREFIX,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scherbelberg.emulator.machines import binfmt, guest_network
+from scherbelberg.errors import EmulatorError, EmulatorInputError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def recipe(name: str, arch: str = "amd64") -> Recipe:
     names without a recipe of their own get `FALLBACK_IMAGE`'s."""
     arch = DEBIAN_ARCH.get(arch, arch)
     if arch not in DEBIAN_ARCH.values():
-        raise ValueError(f"no machine images for architecture {arch!r}")
+        raise EmulatorInputError(f"no machine images for architecture {arch!r}")
     return RECIPES.get((name, arch)) or RECIPES[(FALLBACK_IMAGE, arch)]
 
 
@@ -352,7 +353,7 @@ def _build(r: Recipe, rootfs: Path, mirror: str, say: Progress) -> None:
         if line.startswith("I: ") and line.endswith(("...", "successfully.")):
             say(f"  {line[3:]}")
     if proc.wait() != 0:
-        raise RuntimeError(f"debootstrap failed ({proc.returncode}):\n" + "\n".join(tail))
+        raise EmulatorError(f"debootstrap failed ({proc.returncode}):\n" + "\n".join(tail))
     say("  configuring image")
     _configure(rootfs)
     if r.arch == "arm64":

@@ -42,48 +42,30 @@ from aiohttp import web
 from scherbelberg.emulator import conda_channel
 from scherbelberg.emulator.interpreters import LIST_NAME, MIRROR_PATH, InterpreterMirror
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
+from scherbelberg.emulator.machines.cleanup import remove_instance, remove_network_objects
 from scherbelberg.emulator.machines.firewall import render_ruleset
+from scherbelberg.emulator.machines.lab_names import (
+    LOCK_DIR,
+    NETNS_DIR,
+    PREFIX,
+    host_veth,
+    lab_netns,
+    lock_path,
+    network_netns,
+    outside_netns,
+    run_dir,
+    server_netns,
+)
 from scherbelberg.emulator.machines.private_net import PrivateNetwork, private_nic_name
 from scherbelberg.emulator.machines.util import in_netns, run
 from scherbelberg.emulator.mirror import PypiMirror
+from scherbelberg.errors import EmulatorError, EmulatorInputError
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "sbg"
-LOCK_DIR = Path("/run/scherbelberg")
-NETNS_DIR = Path("/run/netns")
 GATEWAY = ipaddress.IPv4Address("172.31.1.1")
 API_PORT = 8080  # the emulator's API inside the lab, at the echo address (like api.hetzner.cloud)
 IFNAMSIZ = 15
-
-
-def lab_netns(k: int) -> str:
-    return f"{PREFIX}{k}-lab"
-
-
-def outside_netns(k: int) -> str:
-    return f"{PREFIX}{k}-out"
-
-
-def server_netns(k: int, server_id: int) -> str:
-    return f"{PREFIX}{k}-s{server_id}"
-
-
-def host_veth(k: int) -> str:
-    return f"{PREFIX}{k}h"
-
-
-def lock_path(k: int, lock_dir: Path = LOCK_DIR) -> Path:
-    return lock_dir / f"lab-{k}.lock"
-
-
-def run_dir(k: int) -> Path:
-    """Runtime files of instance k's private networks (dnsmasq's hosts and options)."""
-    return LOCK_DIR / f"{PREFIX}{k}"
-
-
-def network_netns(k: int, network_id: int) -> str:
-    return f"{PREFIX}{k}-n{network_id}"
 
 
 def _ifname(preferred: str, fallback: str) -> str:
@@ -91,7 +73,7 @@ def _ifname(preferred: str, fallback: str) -> str:
     unique there, so a shorter fallback is fine for huge ids."""
     name = preferred if len(preferred) <= IFNAMSIZ else fallback
     if len(name) > IFNAMSIZ:
-        raise ValueError(f"interface name too long: {name}")
+        raise EmulatorInputError(f"interface name too long: {name}")
     return name
 
 
@@ -246,7 +228,7 @@ class Lab:
             self._lock_fd = fd
             self.index = k
             return
-        raise RuntimeError(f"no free lab index (locks in {self._lock_dir} all held)")
+        raise EmulatorError(f"no free lab index (locks in {self._lock_dir} all held)")
 
     async def start(self) -> None:
         """Claim an index, remove a dead instance's leftovers there, build the network."""
@@ -254,8 +236,6 @@ class Lab:
             return
         self._claim_index()
         try:
-            from scherbelberg.emulator.machines.cleanup import remove_instance
-
             await remove_instance(self.index)  # leftovers of a crashed instance with our index
             await self._build()
         except BaseException:
@@ -315,8 +295,6 @@ class Lab:
         for net in list(self._networks.values()):
             await net.stop()
         if self.index >= 0:
-            from scherbelberg.emulator.machines.cleanup import remove_network_objects
-
             await remove_network_objects(self.index)
         self._servers.clear()
         self._networks.clear()

@@ -64,6 +64,7 @@ from scherbelberg.emulator.machines.image import (
 from scherbelberg.emulator.machines.lab import Lab
 from scherbelberg.emulator.machines.util import run
 from scherbelberg.emulator.model.catalog import find_system_image
+from scherbelberg.errors import EmulatorError, EmulatorInputError
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +258,9 @@ class NspawnBackend:
 
     async def _layers(self, image_id: int) -> list[Path]:
         if image_id not in self._images:
-            raise KeyError(f"unknown image {image_id} (register_system_image or snapshot first)")
+            raise EmulatorInputError(
+                f"unknown image {image_id} (register_system_image or snapshot first)"
+            )
         layers = self._images[image_id]
         if isinstance(layers, Recipe):
             if not image_ready(layers, self._image_dir):
@@ -281,7 +284,7 @@ class NspawnBackend:
     # -- machines -----------------------------------------------------------------------------
     async def create(self, spec: MachineSpec) -> None:
         if spec.server_id in self._machines:
-            raise ValueError(f"machine {spec.server_id} exists")
+            raise EmulatorInputError(f"machine {spec.server_id} exists")
         lowers = await self._layers(spec.image_id)
         for lower in lowers:
             if not lower.is_dir():
@@ -481,7 +484,7 @@ class NspawnBackend:
             return
         init = self._guest_init(m)
         if init is None:
-            raise RuntimeError(f"machine {server_id}: guest init not found")
+            raise EmulatorError(f"machine {server_id}: guest init not found")
         os.kill(init, signal.SIGINT)  # systemd: ctrl-alt-del.target, a reboot
 
     async def kill(self, server_id: int) -> None:
@@ -561,7 +564,7 @@ class NspawnBackend:
         m = self._machines[server_id]
         init = self._guest_init(m)
         if init is None:
-            raise RuntimeError(f"machine {server_id} is not running")
+            raise EmulatorError(f"machine {server_id} is not running")
         return await run("nsenter", "-t", str(init), "-a", *cmd)
 
 
@@ -592,7 +595,7 @@ def _debian_suite(lowers: list[Path]) -> str:
         key, _, value = line.partition("=")
         if key == "VERSION_CODENAME":
             return value.strip().strip('"')
-    raise ValueError(f"{lowers[-1]}: no VERSION_CODENAME in /etc/os-release")
+    raise EmulatorInputError(f"{lowers[-1]}: no VERSION_CODENAME in /etc/os-release")
 
 
 def _write_apt_sources(upper: Path, sources: str) -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from scherbelberg.emulator.machines.base import PrivateAttachment, private_mac
 from scherbelberg.emulator.machines.util import run
+from scherbelberg.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class PrivateNetwork:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         if shutil.which("dnsmasq") is None:
-            raise RuntimeError("private networks need dnsmasq (apt-get install dnsmasq-base)")
+            raise EmulatorError("private networks need dnsmasq (apt-get install dnsmasq-base)")
         await run("ip", "netns", "add", self.ns)
         try:
             await self._build()
@@ -171,7 +172,7 @@ class PrivateNetwork:
         try:
             await asyncio.wait_for(started, START_SECONDS)
         except TimeoutError:
-            raise RuntimeError(
+            raise EmulatorError(
                 f"dnsmasq for {self.ns} did not start in {START_SECONDS} s"
             ) from None
 

@@ -16,12 +16,14 @@ import os
 import subprocess
 from collections.abc import Iterator
 
+from scherbelberg.errors import EmulatorError
+
 logger = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
 
 
-class CommandError(RuntimeError):
+class CommandError(EmulatorError, RuntimeError):
     """A command failed; the message holds the command line and what it printed."""
 
     def __init__(self, cmd: list[str], returncode: int, output: str) -> None:

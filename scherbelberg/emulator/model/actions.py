@@ -13,12 +13,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from scherbelberg.errors import EmulatorError
+
 log = logging.getLogger(__name__)
 
 Work = Callable[[], Awaitable[None]]
 
 
-class ActionFailed(Exception):
+class ActionFailed(EmulatorError):
     """Raised by an action's work to end the action in `error` with this code."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scherbelberg.errors import EmulatorError
+
 STATUS_BY_CODE: dict[str, int] = {
     "json_error": 400,
     "unauthorized": 401,
@@ -44,7 +46,7 @@ STATUS_BY_CODE: dict[str, int] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(EmulatorError):
     """An error the API answers with: a Hetzner code, a message and optional details."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:

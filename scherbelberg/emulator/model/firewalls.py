@@ -14,6 +14,7 @@ from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .labels import parse_selector
 from .resources import Firewall, FirewallRuleSpec, Server
+from .validation import check_labels, check_name
 from .world import Project, World, check_released
 
 MAX_RULES = 50
@@ -128,7 +129,6 @@ def _parse_apply_to(project: Project, value: Any) -> tuple[list[int], list[str]]
 
 
 def create(world: World, project: Project, body: dict[str, Any]) -> tuple[Firewall, list[Action]]:
-    from .servers import check_labels, check_name
 
     name = check_name(list(project.firewalls.values()), body.get("name"))
     labels = check_labels(body.get("labels"))
@@ -152,7 +152,6 @@ def create(world: World, project: Project, body: dict[str, Any]) -> tuple[Firewa
 
 
 def update(project: Project, firewall_id: int, body: dict[str, Any]) -> Firewall:
-    from .servers import check_labels, check_name
 
     firewall = get(project, firewall_id)
     if "name" in body and body["name"] != firewall.name:

@@ -7,6 +7,7 @@ from typing import Any
 from . import catalog
 from .errors import ApiError, not_found
 from .resources import Snapshot
+from .validation import check_labels
 from .world import Project, World
 
 
@@ -33,7 +34,6 @@ def get_snapshot(project: Project, image_id: int) -> Snapshot:
 
 
 def update(project: Project, image_id: int, body: dict[str, Any]) -> Snapshot:
-    from .servers import check_labels
 
     snapshot = get_snapshot(project, image_id)
     if "description" in body:

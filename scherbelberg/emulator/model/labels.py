@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from scherbelberg.errors import EmulatorInputError
+
 __all__ = [
     "RESERVED_PREFIX",
     "Operator",
@@ -182,17 +184,17 @@ def _split_top_level(text: str) -> list[str]:
     for i, char in enumerate(text):
         if char == "(":
             if depth:
-                raise ValueError(f"invalid label selector {text!r}: nested parentheses")
+                raise EmulatorInputError(f"invalid label selector {text!r}: nested parentheses")
             depth = 1
         elif char == ")":
             if not depth:
-                raise ValueError(f"invalid label selector {text!r}: unbalanced ')'")
+                raise EmulatorInputError(f"invalid label selector {text!r}: unbalanced ')'")
             depth = 0
         elif char == "," and not depth:
             parts.append(text[start:i])
             start = i + 1
     if depth:
-        raise ValueError(f"invalid label selector {text!r}: missing ')'")
+        raise EmulatorInputError(f"invalid label selector {text!r}: missing ')'")
     parts.append(text[start:])
     return parts
 
@@ -201,14 +203,14 @@ def _check_key(text: str, key: str) -> str:
     # selecting on Hetzner's own labels is fine, only setting them is not
     problem = _key_error(key, allow_reserved=True)
     if problem:
-        raise ValueError(f"invalid label selector {text!r}: {problem}")
+        raise EmulatorInputError(f"invalid label selector {text!r}: {problem}")
     return key
 
 
 def _check_value(text: str, key: str, value: str) -> str:
     problem = _value_error(key, value)
     if problem:
-        raise ValueError(f"invalid label selector {text!r}: {problem}")
+        raise EmulatorInputError(f"invalid label selector {text!r}: {problem}")
     return value
 
 
@@ -219,13 +221,15 @@ def _parse_requirement(text: str, part: str) -> Requirement:
         key = _check_key(text, m["key"])
         raw_values = [v.strip() for v in m["values"].split(",")]
         if raw_values == [""]:
-            raise ValueError(
+            raise EmulatorInputError(
                 f"invalid label selector {text!r}: {m['op']!r} needs at least one value"
             )
         values = []
         for value in raw_values:
             if not _VALUE_RE.fullmatch(value):
-                raise ValueError(f"invalid label selector {text!r}: invalid value {value!r}")
+                raise EmulatorInputError(
+                    f"invalid label selector {text!r}: invalid value {value!r}"
+                )
             values.append(_check_value(text, key, value))
         op: Operator = "in" if m["op"] == "in" else "notin"
         return Requirement(key, op, frozenset(values))
@@ -235,7 +239,7 @@ def _parse_requirement(text: str, part: str) -> Requirement:
         return Requirement(key, "!=" if m["op"] == "!=" else "=", frozenset((value,)))
     if m := _EXISTS_RE.fullmatch(part):
         return Requirement(_check_key(text, m["key"]), "exists")
-    raise ValueError(f"invalid label selector {text!r}: cannot parse {part!r}")
+    raise EmulatorInputError(f"invalid label selector {text!r}: cannot parse {part!r}")
 
 
 def parse_selector(text: str) -> Selector:
@@ -249,6 +253,6 @@ def parse_selector(text: str) -> Selector:
     for part in _split_top_level(text):
         part = part.strip()
         if not part:
-            raise ValueError(f"invalid label selector {text!r}: empty requirement")
+            raise EmulatorInputError(f"invalid label selector {text!r}: empty requirement")
         requirements.append(_parse_requirement(text, part))
     return Selector(tuple(requirements))

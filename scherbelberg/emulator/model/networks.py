@@ -13,6 +13,7 @@ from . import catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .resources import Network, Route, Server, Subnet
+from .validation import check_labels, check_name
 from .world import Project, World, check_released
 
 NETWORK_ZONES = {"eu-central", "us-east", "us-west", "ap-southeast"}
@@ -72,7 +73,6 @@ def _first_free_24(network: Network) -> ipaddress.IPv4Network:
 
 
 def create(world: World, project: Project, body: dict[str, Any]) -> Network:
-    from .servers import check_labels, check_name
 
     name = check_name(list(project.networks.values()), body.get("name"))
     if "ip_range" not in body:
@@ -103,7 +103,6 @@ def _route(body: Any) -> Route:
 
 
 def update(project: Project, network_id: int, body: dict[str, Any]) -> Network:
-    from .servers import check_labels, check_name
 
     network = get(project, network_id)
     if "name" in body and body["name"] != network.name:

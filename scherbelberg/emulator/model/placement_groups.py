@@ -6,6 +6,7 @@ from typing import Any
 
 from .errors import ApiError, invalid_input, not_found
 from .resources import PlacementGroup
+from .validation import check_labels, check_name
 from .world import Project, World, check_released
 
 
@@ -17,7 +18,6 @@ def get(project: Project, group_id: int) -> PlacementGroup:
 
 
 def create(world: World, project: Project, body: dict[str, Any]) -> PlacementGroup:
-    from .servers import check_labels, check_name
 
     name = check_name(list(project.placement_groups.values()), body.get("name"))
     if body.get("type") != "spread":
@@ -32,7 +32,6 @@ def create(world: World, project: Project, body: dict[str, Any]) -> PlacementGro
 
 
 def update(project: Project, group_id: int, body: dict[str, Any]) -> PlacementGroup:
-    from .servers import check_labels, check_name
 
     group = get(project, group_id)
     if "name" in body and body["name"] != group.name:

@@ -17,9 +17,9 @@ from typing import Any
 from ..machines.base import MachineSpec
 from . import catalog, firewalls, images, networks
 from .actions import Action
-from .errors import ApiError, invalid_input, not_found, uniqueness_error
-from .labels import validate_labels
+from .errors import ApiError, invalid_input, not_found
 from .resources import Server, Snapshot
+from .validation import check_labels, check_name
 from .world import Project, World
 
 MAX_USER_DATA = 32 * 1024
@@ -32,27 +32,6 @@ def get(project: Project, server_id: int) -> Server:
     if server is None:
         raise not_found("server", server_id)
     return server
-
-
-def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
-    if labels is None:
-        return {}
-    if not isinstance(labels, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
-        raise invalid_input(field, "labels must be an object of strings")
-    problems = validate_labels(labels)
-    if problems:
-        raise invalid_input(field, "; ".join(problems))
-    return dict(labels)
-
-
-def check_name(project_items: Any, name: Any, kind_field: str = "name") -> str:
-    if not isinstance(name, str) or not name:
-        raise invalid_input(kind_field, "name is required")
-    if any(item.name == name for item in project_items):
-        raise uniqueness_error(kind_field)
-    return name
 
 
 def _resolve_ssh_keys(project: Project, refs: Any) -> list[int]:

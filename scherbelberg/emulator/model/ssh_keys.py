@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import invalid_input, not_found, uniqueness_error
 from .resources import SshKey
+from .validation import check_labels, check_name
 from .world import Project, World
 
 KEY_TYPES = {
@@ -53,7 +54,6 @@ def get(project: Project, key_id: int) -> SshKey:
 
 
 def create(world: World, project: Project, body: dict[str, Any]) -> SshKey:
-    from .servers import check_labels, check_name
 
     name = check_name(list(project.ssh_keys.values()), body.get("name"))
     public_key = body.get("public_key")
@@ -77,7 +77,6 @@ def create(world: World, project: Project, body: dict[str, Any]) -> SshKey:
 
 
 def update(project: Project, key_id: int, body: dict[str, Any]) -> SshKey:
-    from .servers import check_labels, check_name
 
     key = get(project, key_id)
     if "name" in body and body["name"] != key.name:

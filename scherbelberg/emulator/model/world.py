@@ -11,6 +11,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from scherbelberg.errors import EmulatorInputError
+
 from ..faults import Faults
 from ..latency import INSTANT, LatencyProfile
 from ..machines.base import MachineBackend
@@ -92,7 +94,7 @@ class World:
     def add_project(self, name: str | None = None, token: str | None = None) -> Project:
         token = token or secrets.token_hex(32)  # 64 characters, like a real Hetzner token
         if token in self.projects:
-            raise ValueError("a project with this token exists")
+            raise EmulatorInputError("a project with this token exists")
         project = Project(
             id=self.new_id(), token=token, name=name or f"project-{len(self.projects) + 1}"
         )
