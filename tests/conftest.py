@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hcloud import Client
@@ -15,11 +16,30 @@ from scherbelberg.emulator.control import LocalHetzner
 LOG_DIR = Path(os.environ.get("SCHERBELBERG_TEST_LOGS", tempfile.gettempdir()))
 
 
+MUST_RUN = "SCHERBELBERG_TESTS_MUST_RUN"  # set by ci/test: a skipped test fails the run
+# where every test needs the local Hetzner's real machines (each starts real servers)
+MACHINE_FOLDERS = ("e2e",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the machine folders are `machines` tests without saying so: one cannot forget
+    the mark, and `pytest -m "not machines"` is the fast tier that needs no root."""
+    for item in items:
+        if Path(str(item.path)).parent.name in MACHINE_FOLDERS:
+            item.add_marker(pytest.mark.machines)
+
+
+def machines_needed(session: pytest.Session) -> bool:
+    return any(item.get_closest_marker("machines") for item in session.items)
+
+
 @pytest.fixture(scope="session")
-def local_hetzner() -> Iterator[LocalHetzner]:
-    """A local Hetzner with real machines, shared by the session (its image is built once)."""
+def local_hetzner(request: pytest.FixtureRequest) -> Iterator[LocalHetzner]:
+    """A local Hetzner shared by the session: with real machines when a selected test needs
+    them (its image is built once), else API-only (no root needed)."""
     log_path = LOG_DIR / "scherbelberg-test-emulator.log"
-    machines = os.environ.get("SCHERBELBERG_TEST_MACHINES", "nspawn")  # "none": API-only dev runs
+    default = "nspawn" if machines_needed(request.session) else "none"
+    machines = os.environ.get("SCHERBELBERG_TEST_MACHINES", default)  # "none": API-only runs
     with log_path.open("a") as log, LocalHetzner(machines=machines, stderr=log) as hetzner:
         yield hetzner
 
@@ -50,12 +70,46 @@ def delete_everything(client: Client) -> None:
         client.ssh_keys.delete(key)
 
 
+def skips_fail() -> bool:
+    """Under ci/test (SCHERBELBERG_TESTS_MUST_RUN=1) or CI=true, against the local Hetzner, a
+    skip is a failure: every skip here means "no machines", "a tool is missing" or "not the
+    local Hetzner", and CI must run every test. Against the real Hetzner
+    (SCHERBELBERG_E2E_TOKEN) the local-only tests skip, as docs/testing.md says."""
+    wanted = os.environ.get(MUST_RUN) == "1" or bool(os.environ.get("CI"))
+    return wanted and not os.environ.get("SCHERBELBERG_E2E_TOKEN")
+
+
+def _must_have_run(report: pytest.TestReport) -> None:
+    if report.skipped and skips_fail():
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but every test must run ({MUST_RUN}): {report.longrepr}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """In CI (CI=true, against the local Hetzner) a skipped test is a failure: every skip here
-    means "no machines" or "not the local Hetzner", and CI must run them all."""
+    outcome = yield
+    _must_have_run(outcome.get_result())  # type: ignore[attr-defined]
+
+
+SKIPPED_MODULES: list[str] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A whole module skipped at import (`pytest.skip(allow_module_level=True)`,
+    `importorskip`) counts too: noted here, and the run fails at its end (failing the
+    collection itself would stop every other test)."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and os.environ.get("CI") and not os.environ.get("SCHERBELBERG_E2E_TOKEN"):
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which must run every test: {report.longrepr}"
+    if report.skipped and skips_fail():
+        SKIPPED_MODULES.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SKIPPED_MODULES:
+        terminalreporter.write_line(f"FAILED (skipped, but every test must run): {line}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SKIPPED_MODULES and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
