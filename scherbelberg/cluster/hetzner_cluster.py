@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import operator
+import pickle
 import re
 import time
 import weakref
@@ -46,6 +48,9 @@ from .versions import ignore_patch_release_warnings
 log = logging.getLogger(__name__)
 LIFETIME_CHECK_SECONDS = 5.0  # how often this process checks TTL and idleness
 ignore_patch_release_warnings()
+# the scheduler's grouping of Dask workers into servers, pickled for workers_to_close (a
+# function of the standard library: the scheduler node unpickles it without our package)
+BY_SERVER = pickle.dumps(operator.attrgetter("host"))
 WORKER_NAME = re.compile(r"^(?P<cluster>.+)-worker-(?P<index>\d+)(-\d+)?$")
 
 
@@ -672,7 +677,12 @@ class HetznerCluster(VMCluster):
             retiring.append(name)
             surplus -= 1
         if surplus > 0:
-            chosen = await self.scheduler_comm.workers_to_close(n=surplus, attribute="name")
+            # whole servers: the scheduler groups a server's Dask processes by their host (one
+            # address per server) and counts processes, so `surplus` servers are n of them
+            processes = self.settings.worker_processes
+            chosen = await self.scheduler_comm.workers_to_close(
+                n=surplus * processes, attribute="name", key=BY_SERVER
+            )
             await self.scheduler_comm.retire_workers(
                 names=list(chosen), remove=True, close_workers=True
             )
