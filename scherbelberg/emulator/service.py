@@ -27,7 +27,7 @@ from .api.app import make_app
 from .faults import Faults
 from .latency import INSTANT, LatencyProfile
 from .machines.base import MachineBackend
-from .model import catalog
+from .model import static_catalog
 from .model.world import World
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Emulator:
         await self.backend.start()
         try:
             await self.backend.prepare_images()
-            for image in catalog.SYSTEM_IMAGES:
+            for image in static_catalog.SYSTEM_IMAGES:
                 self.backend.register_system_image(image.id)
             app = make_app(self.world, admin_token=self.project.token)
             # long query strings (many ?id=) must reach the handler, not die in the parser

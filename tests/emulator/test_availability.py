@@ -12,14 +12,14 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import EmulatorError, LocalHetzner
-from scherbelberg.emulator.model import catalog
+from scherbelberg.emulator.model import static_catalog
 from tests.emulator.conftest import api_only
 
 EU = ("fsn1", "nbg1", "hel1")
 
 
 def type_id(name: str) -> int:
-    found = catalog.find_server_type(name)
+    found = static_catalog.find_server_type(name)
     assert found is not None
     return found.id
 
@@ -102,7 +102,7 @@ def test_2026_eu_shortage_profile() -> None:
         client = client_of(hetzner)
         for location in EU:
             supported, available, _ = lists(client, location)
-            for st in catalog.SERVER_TYPES:
+            for st in static_catalog.SERVER_TYPES:
                 if not st.offered_in(location):
                     continue
                 short = st.name.startswith(("cx", "cax")) and not st.name.startswith("cpx")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scherbelberg.emulator.model import catalog
-from scherbelberg.emulator.model.catalog import (
+from scherbelberg.emulator.model import static_catalog
+from scherbelberg.emulator.model.static_catalog import (
     DATACENTERS,
     LOCATIONS,
     SERVER_TYPES,
@@ -46,13 +46,13 @@ def test_locations_and_datacenters() -> None:
         assert (loc.city, loc.country, loc.network_zone) == (city, country, zone)
         dc = find_datacenter(dc_name)
         assert dc is not None and dc.location == loc
-        assert catalog.datacenter_for_location(name) == dc
+        assert static_catalog.datacenter_for_location(name) == dc
         assert network_zone_of(name) == zone
         assert network_zone_of(loc.id) == zone
-    assert catalog.NETWORK_ZONES["eu-central"] == ("fsn1", "nbg1", "hel1")
+    assert static_catalog.NETWORK_ZONES["eu-central"] == ("fsn1", "nbg1", "hel1")
     assert len({loc.id for loc in LOCATIONS}) == len(LOCATIONS)
     assert len({dc.id for dc in DATACENTERS}) == len(DATACENTERS)
-    assert find_datacenter(catalog.RECOMMENDED_DATACENTER_ID) is not None
+    assert find_datacenter(static_catalog.RECOMMENDED_DATACENTER_ID) is not None
 
 
 SIZES = {
@@ -177,9 +177,9 @@ def test_system_images() -> None:
         assert find_system_image(twins[1].id) == twins[1]
         assert find_system_image(str(twins[1].id), "arm") == twins[1]
         assert find_system_image(twins[1].id, "x86") is None
-    assert find_system_image(catalog.DEFAULT_IMAGE_NAME) is not None
-    assert catalog.DEFAULT_IMAGE_NAME == "debian-12"
-    assert max(img.id for img in SYSTEM_IMAGES) == catalog.MAX_SYSTEM_IMAGE_ID
+    assert find_system_image(static_catalog.DEFAULT_IMAGE_NAME) is not None
+    assert static_catalog.DEFAULT_IMAGE_NAME == "debian-12"
+    assert max(img.id for img in SYSTEM_IMAGES) == static_catalog.MAX_SYSTEM_IMAGE_ID
     image = find_system_image("ubuntu-24.04", "arm")
     assert image is not None
     data = image.to_json()
@@ -319,7 +319,7 @@ def test_responses_match_spec(spec_schemas: dict[str, Any]) -> None:
         "list_data_centers_response",
         {
             "datacenters": [dc.to_json() for dc in DATACENTERS],
-            "recommendation": catalog.RECOMMENDED_DATACENTER_ID,
+            "recommendation": static_catalog.RECOMMENDED_DATACENTER_ID,
             "meta": META,
         },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..model import catalog
+from ..model import static_catalog
 from ..model.actions import Action
 from ..model.errors import invalid_input, not_found
 from ..model.world import Project
@@ -84,7 +84,7 @@ def _exists(project: Project, kind: str, ident: int) -> bool:
         return ident in project.networks
     if kind == "firewalls":
         return ident in project.firewalls
-    return ident in project.snapshots or catalog.find_system_image(ident, None) is not None
+    return ident in project.snapshots or static_catalog.find_system_image(ident, None) is not None
 
 
 def _resource_routes(kind: str) -> None:

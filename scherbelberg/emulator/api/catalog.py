@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..model import catalog
+from ..model import static_catalog
 from ..model.errors import not_found
 from .common import WORLD, filter_by, listed, ok, path_id
 
@@ -22,41 +22,48 @@ def _one(kind: str, found: Any, ident: int) -> dict[str, Any]:
 
 @routes.get("/server_types")
 async def list_server_types(request: web.Request) -> web.Response:
-    items = filter_by((st.to_json() for st in catalog.SERVER_TYPES), request, labels=lambda _: {})
+    items = filter_by(
+        (st.to_json() for st in static_catalog.SERVER_TYPES), request, labels=lambda _: {}
+    )
     return listed(request, "server_types", items)
 
 
 @routes.get("/server_types/{id}")
 async def get_server_type(request: web.Request) -> web.Response:
     ident = path_id(request, kind="server_type")
-    return ok({"server_type": _one("server_type", catalog.find_server_type(ident), ident)})
+    return ok({"server_type": _one("server_type", static_catalog.find_server_type(ident), ident)})
 
 
 @routes.get("/locations")
 async def list_locations(request: web.Request) -> web.Response:
-    items = filter_by((loc.to_json() for loc in catalog.LOCATIONS), request, labels=lambda _: {})
+    items = filter_by(
+        (loc.to_json() for loc in static_catalog.LOCATIONS), request, labels=lambda _: {}
+    )
     return listed(request, "locations", items)
 
 
 @routes.get("/locations/{id}")
 async def get_location(request: web.Request) -> web.Response:
     ident = path_id(request, kind="location")
-    return ok({"location": _one("location", catalog.find_location(ident), ident)})
+    return ok({"location": _one("location", static_catalog.find_location(ident), ident)})
 
 
 @routes.get("/datacenters")
 async def list_datacenters(request: web.Request) -> web.Response:
-    shown = (_with_faults(request, dc.to_json()) for dc in catalog.DATACENTERS)
+    shown = (_with_faults(request, dc.to_json()) for dc in static_catalog.DATACENTERS)
     items = filter_by(shown, request, labels=lambda _: {})
     return listed(
-        request, "datacenters", items, extra={"recommendation": catalog.RECOMMENDED_DATACENTER_ID}
+        request,
+        "datacenters",
+        items,
+        extra={"recommendation": static_catalog.RECOMMENDED_DATACENTER_ID},
     )
 
 
 @routes.get("/datacenters/{id}")
 async def get_datacenter(request: web.Request) -> web.Response:
     ident = path_id(request, kind="datacenter")
-    found = _one("datacenter", catalog.find_datacenter(ident), ident)
+    found = _one("datacenter", static_catalog.find_datacenter(ident), ident)
     return ok({"datacenter": _with_faults(request, found)})
 
 
@@ -65,7 +72,7 @@ def _with_faults(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
     (and `available_for_migration`) list and stays in `supported` (hetzner-reality.md)."""
     faults = request.app[WORLD].faults
     location = data["location"]["name"]
-    names = {st.id: st.name for st in catalog.SERVER_TYPES}
+    names = {st.id: st.name for st in static_catalog.SERVER_TYPES}
     types = dict(data["server_types"])
     for key in ("available", "available_for_migration"):
         types[key] = [i for i in types[key] if not faults.is_unavailable(names[i], location)]
@@ -74,4 +81,4 @@ def _with_faults(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
 
 @routes.get("/pricing")
 async def get_pricing(request: web.Request) -> web.Response:
-    return ok(catalog.pricing())
+    return ok(static_catalog.pricing())

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..machines.base import private_mac
-from ..model import catalog, firewalls
+from ..model import firewalls, static_catalog
 from ..model.actions import Action
 from ..model.resources import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
 from ..model.world import Project
@@ -156,14 +156,14 @@ def image(project: Project, image_id: int | None) -> dict[str, Any] | None:
     snap = project.snapshots.get(image_id)
     if snap is not None:
         return snapshot(snap)
-    system = catalog.find_system_image(image_id)
+    system = static_catalog.find_system_image(image_id)
     return system.to_json() if system else None
 
 
 def server(project: Project, s: Server) -> dict[str, Any]:
-    server_type = catalog.find_server_type(s.server_type)
-    location = catalog.find_location(s.location)
-    datacenter = catalog.datacenter_for_location(s.location)
+    server_type = static_catalog.find_server_type(s.server_type)
+    location = static_catalog.find_location(s.location)
+    datacenter = static_catalog.datacenter_for_location(s.location)
     assert server_type is not None and location is not None and datacenter is not None
     price = server_type.price_in(s.location)
     group = project.placement_groups.get(s.placement_group) if s.placement_group else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..model import catalog, firewalls, images, networks, placement_groups, ssh_keys
+from ..model import firewalls, images, networks, placement_groups, ssh_keys, static_catalog
 from ..model.errors import ApiError
 from . import render
 from .common import body_of, filter_by, listed, ok, path_id, project_of, world_of
@@ -205,7 +205,7 @@ async def delete_placement_group(request: web.Request) -> web.Response:
 @routes.get("/images")
 async def list_images(request: web.Request) -> web.Response:
     project = project_of(request)
-    items = [img.to_json() for img in catalog.SYSTEM_IMAGES]
+    items = [img.to_json() for img in static_catalog.SYSTEM_IMAGES]
     items += [render.snapshot(s) for s in project.snapshots.values()]
     if request.query.get("include_deprecated", "false") != "true":
         items = [i for i in items if not i.get("deprecated")]

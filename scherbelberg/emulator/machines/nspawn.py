@@ -63,7 +63,7 @@ from scherbelberg.emulator.machines.image import (
 )
 from scherbelberg.emulator.machines.lab import Lab
 from scherbelberg.emulator.machines.util import run
-from scherbelberg.emulator.model.catalog import find_system_image
+from scherbelberg.emulator.model.static_catalog import find_system_image
 from scherbelberg.errors import EmulatorError, EmulatorInputError
 
 logger = logging.getLogger(__name__)

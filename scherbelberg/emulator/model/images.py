@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import catalog
+from . import static_catalog
 from .errors import ApiError, not_found
 from .resources import Snapshot
 from .validation import check_labels
@@ -18,7 +18,7 @@ def os_of(project: Project, image_id: int | None) -> tuple[str, str | None]:
     snapshot = project.snapshots.get(image_id)
     if snapshot is not None:
         return snapshot.os_flavor, snapshot.os_version
-    image = catalog.find_system_image(image_id, None)
+    image = static_catalog.find_system_image(image_id, None)
     if image is None:
         return "unknown", None
     return image.os_flavor, image.os_version
@@ -27,7 +27,7 @@ def os_of(project: Project, image_id: int | None) -> tuple[str, str | None]:
 def get_snapshot(project: Project, image_id: int) -> Snapshot:
     snapshot = project.snapshots.get(image_id)
     if snapshot is None:
-        if catalog.find_system_image(image_id, None) is not None:
+        if static_catalog.find_system_image(image_id, None) is not None:
             raise ApiError("forbidden", "system images cannot be changed or deleted")
         raise not_found("image", image_id)
     return snapshot

@@ -9,7 +9,7 @@ import ipaddress
 from typing import Any
 
 from ..machines.base import PrivateAttachment
-from . import catalog
+from . import static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .resources import Network, Route, Server, Subnet
@@ -163,7 +163,7 @@ def free_address(
 
     Raises what joining would raise, so a create can check before it makes anything.
     """
-    zone = catalog.network_zone_of(location)
+    zone = static_catalog.network_zone_of(location)
     subnets = [
         s for s in network.subnets if s.network_zone == zone and s.type in ("cloud", "server")
     ]

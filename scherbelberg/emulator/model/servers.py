@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..machines.base import MachineSpec
-from . import catalog, firewalls, images, networks
+from . import firewalls, images, networks, static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .resources import Server, Snapshot
@@ -63,7 +63,7 @@ def _resolve_image(project: Project, ref: Any, architecture: str) -> tuple[int, 
             return snapshot.id, snapshot.os_flavor, snapshot.os_version
     if not isinstance(ref, int | str):
         raise invalid_input("image", "image must be an ID or a name")
-    image = catalog.find_system_image(ref, architecture)
+    image = static_catalog.find_system_image(ref, architecture)
     if image is None:
         raise invalid_input("image", f"image {ref!r} not found for architecture {architecture}")
     return image.id, image.os_flavor, image.os_version
@@ -74,13 +74,13 @@ def _resolve_location(body: dict[str, Any]) -> str:
     if location is not None and datacenter is not None:
         raise invalid_input("location", "location and datacenter are mutually exclusive")
     if datacenter is not None:
-        dc = catalog.find_datacenter(datacenter)
+        dc = static_catalog.find_datacenter(datacenter)
         if dc is None:
             raise invalid_input("datacenter", f"datacenter {datacenter!r} not found")
         return dc.location.name
     if location is None:
-        return catalog.DEFAULT_LOCATION_NAME
-    loc = catalog.find_location(location)
+        return static_catalog.DEFAULT_LOCATION_NAME
+    loc = static_catalog.find_location(location)
     if loc is None:
         raise invalid_input("location", f"location {location!r} not found")
     return loc.name
@@ -92,7 +92,7 @@ def create(world: World, project: Project, body: dict[str, Any]) -> dict[str, An
     if not isinstance(name, str) or not HOSTNAME.match(name):
         raise invalid_input("name", "name must be a valid hostname (RFC 1123)")
     check_name(list(project.servers.values()), name)
-    server_type = catalog.find_server_type(body.get("server_type"))
+    server_type = static_catalog.find_server_type(body.get("server_type"))
     if server_type is None:
         raise invalid_input("server_type", f"server type {body.get('server_type')!r} not found")
     location = _resolve_location(body)
@@ -414,7 +414,7 @@ def create_image(
         raise invalid_input("description", "description must be a string")
     labels = check_labels(body.get("labels"))
     project.check_limit("snapshots", len(project.snapshots))
-    server_type = catalog.find_server_type(server.server_type)
+    server_type = static_catalog.find_server_type(server.server_type)
     assert server_type is not None
     flavor, version = images.os_of(project, server.image_id)
     snapshot = Snapshot(
