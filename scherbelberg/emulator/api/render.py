@@ -13,7 +13,7 @@ from typing import Any
 from ..machines.base import private_mac
 from ..model import firewalls, static_catalog
 from ..model.actions import Action
-from ..model.resources import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
+from ..model.records import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
 from ..model.world import Project
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import static_catalog
 from .errors import ApiError, not_found
-from .resources import Snapshot
+from .records import Snapshot
 from .validation import check_labels
 from .world import Project, World
 

@@ -12,7 +12,7 @@ from ..machines.base import PrivateAttachment
 from . import static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
-from .resources import Network, Route, Server, Subnet
+from .records import Network, Route, Server, Subnet
 from .validation import check_labels, check_name
 from .world import Project, World, check_released
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ApiError, invalid_input, not_found
-from .resources import PlacementGroup
+from .records import PlacementGroup
 from .validation import check_labels, check_name
 from .world import Project, World, check_released
 

@@ -18,7 +18,7 @@ from ..machines.base import MachineSpec
 from . import firewalls, images, networks, static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
-from .resources import Server, Snapshot
+from .records import Server, Snapshot
 from .validation import check_labels, check_name
 from .world import Project, World
 

@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 from .errors import invalid_input, not_found, uniqueness_error
-from .resources import SshKey
+from .records import SshKey
 from .validation import check_labels, check_name
 from .world import Project, World
 

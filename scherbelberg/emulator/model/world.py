@@ -18,7 +18,7 @@ from ..latency import INSTANT, LatencyProfile
 from ..machines.base import MachineBackend
 from .actions import Action, ActionRunner
 from .errors import ApiError
-from .resources import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
+from .records import Firewall, Network, PlacementGroup, Server, Snapshot, SshKey
 
 
 @dataclass
