@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scherbelberg.emulator.model.labels import (
+from scherbelberg.emulator.model.label_selectors import (
     Requirement,
     Selector,
     is_valid_key,

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..model.errors import ApiError, not_found
-from ..model.labels import parse_selector
+from ..model.label_selectors import parse_selector
 from ..model.world import Project, World
 from .listing import SORT_FIELDS, list_page
 

@@ -79,7 +79,7 @@ def firewall(project: Project, fw: Firewall) -> dict[str, Any]:
         {"type": "server", "server": {"id": sid}} for sid in fw.applied_servers
     ]
     for selector in fw.applied_selectors:
-        from ..model.labels import parse_selector
+        from ..model.label_selectors import parse_selector
 
         parsed = parse_selector(selector)
         applied.append(

@@ -12,7 +12,7 @@ from typing import Any
 from ..machines.base import FirewallPolicy, FirewallRule
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
-from .labels import parse_selector
+from .label_selectors import parse_selector
 from .records import Firewall, FirewallRuleSpec, Server
 from .validation import check_labels, check_name
 from .world import Project, World, check_released

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .labels import parse_selector
+from .label_selectors import parse_selector
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import invalid_input, uniqueness_error
-from .labels import validate_labels
+from .label_selectors import validate_labels
 
 
 def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
