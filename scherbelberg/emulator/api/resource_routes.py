@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..model import firewalls, images, networks, placement_groups, ssh_keys, static_catalog
+from ..model import (
+    firewalls,
+    images_and_snapshots,
+    networks,
+    placement_groups,
+    ssh_keys,
+    static_catalog,
+)
 from ..model.errors import ApiError
 from . import render
 from .common import body_of, filter_by, listed, ok, path_id, project_of, world_of
@@ -232,7 +239,7 @@ async def get_image(request: web.Request) -> web.Response:
 
 @routes.put("/images/{id}")
 async def update_image(request: web.Request) -> web.Response:
-    snapshot = images.update(
+    snapshot = images_and_snapshots.update(
         project_of(request), path_id(request, kind="image"), await body_of(request)
     )
     return ok({"image": render.snapshot(snapshot)})
@@ -240,5 +247,7 @@ async def update_image(request: web.Request) -> web.Response:
 
 @routes.delete("/images/{id}")
 async def delete_image(request: web.Request) -> web.Response:
-    images.delete(world_of(request), project_of(request), path_id(request, kind="image"))
+    images_and_snapshots.delete(
+        world_of(request), project_of(request), path_id(request, kind="image")
+    )
     return no_content()

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..machines.base import MachineSpec
-from . import firewalls, images, networks, static_catalog
+from . import firewalls, images_and_snapshots, networks, static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .records import Server, Snapshot
@@ -416,7 +416,7 @@ def create_image(
     project.check_limit("snapshots", len(project.snapshots))
     server_type = static_catalog.find_server_type(server.server_type)
     assert server_type is not None
-    flavor, version = images.os_of(project, server.image_id)
+    flavor, version = images_and_snapshots.os_of(project, server.image_id)
     snapshot = Snapshot(
         id=world.new_id(),
         description=description or f"{server.name}-snapshot",
