@@ -43,7 +43,6 @@ from scherbelberg.emulator import conda_channel
 from scherbelberg.emulator.interpreters import LIST_NAME, MIRROR_PATH, InterpreterMirror
 from scherbelberg.emulator.machines.base import FirewallPolicy, PrivateAttachment
 from scherbelberg.emulator.machines.cleanup import remove_instance, remove_network_objects
-from scherbelberg.emulator.machines.firewall import render_ruleset
 from scherbelberg.emulator.machines.lab_names import (
     LOCK_DIR,
     NETNS_DIR,
@@ -56,6 +55,7 @@ from scherbelberg.emulator.machines.lab_names import (
     run_dir,
     server_netns,
 )
+from scherbelberg.emulator.machines.nft_rules import render_ruleset
 from scherbelberg.emulator.machines.private_net import PrivateNetwork, private_nic_name
 from scherbelberg.emulator.machines.util import in_netns, run
 from scherbelberg.emulator.mirror import PypiMirror

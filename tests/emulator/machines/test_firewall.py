@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from scherbelberg.emulator.machines.base import FirewallPolicy, FirewallRule
-from scherbelberg.emulator.machines.firewall import render_ruleset
+from scherbelberg.emulator.machines.nft_rules import render_ruleset
 
 LOAD_TWICE = 'printf "%s" "$1" | nft -f - && printf "%s" "$1" | nft -f - && nft list ruleset'
 
