@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
             "Try scherbelberg here: a cluster on the embedded local Hetzner, then delete it.",
         ),
         "emulator": (
-            "scherbelberg.emulator.cli",
+            "scherbelberg.emulator.command_line",
             "emulator_command",
             "Run the local Hetzner (API emulator with real machines) in the foreground.",
         ),

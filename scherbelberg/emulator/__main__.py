@@ -1,6 +1,6 @@
 """`python -m scherbelberg.emulator`: the same as `scherbelberg emulator`."""
 
-from .cli import emulator_command
+from .command_line import emulator_command
 
 if __name__ == "__main__":
     emulator_command(prog_name="python -m scherbelberg.emulator")
