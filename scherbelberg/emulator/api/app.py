@@ -17,7 +17,7 @@ from aiohttp import web
 from ..faults import NO_ANSWER, SLOW
 from ..model.errors import ApiError
 from ..model.world import World
-from . import actions, admin, catalog_routes, resource_routes, servers
+from . import action_routes, admin, catalog_routes, resource_routes, server_routes
 from .app_state import (
     ADMIN_TOKEN,
     NO_ANSWER_KEY,
@@ -137,7 +137,12 @@ def make_app(world: World, admin_token: str) -> web.Application:
     app[RATE_LIMITERS] = {}
     app[ADMIN_TOKEN] = admin_token
     # actions first: /servers/actions must not be taken by /servers/{id}
-    for table in (actions.routes, servers.routes, resource_routes.routes, catalog_routes.routes):
+    for table in (
+        action_routes.routes,
+        server_routes.routes,
+        resource_routes.routes,
+        catalog_routes.routes,
+    ):
         for route in table:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, API_PREFIX + route.path, route.handler)
