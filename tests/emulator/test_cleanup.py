@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hcloud import Client
 from hcloud.firewalls import FirewallRule
 from hcloud.images import Image
@@ -16,6 +17,9 @@ from hcloud.networks import NetworkSubnet
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
+
+# each test starts its own local Hetzner with real machines
+pytestmark = pytest.mark.machines
 
 
 def host_state() -> dict[str, set[str]]:
