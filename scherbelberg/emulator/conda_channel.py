@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import email.parser
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -51,6 +49,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scherbelberg.emulator.build_cache import build_once, file_sha256, recipe_hash
 from scherbelberg.errors import EmulatorError, EmulatorInputError
 
 from . import interpreters
@@ -96,11 +95,7 @@ PLACEHOLDER = interpreters.PREFIX  # "/install": the prefix the interpreter was 
 
 
 def recipe_key() -> str:
-    h = hashlib.sha256()
-    for part in (str(RECIPE_VERSION), PYTHON_TAG, *WHEELS, interpreters.recipe_key()):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:12]
+    return recipe_hash(str(RECIPE_VERSION), PYTHON_TAG, *WHEELS, interpreters.recipe_key())
 
 
 def channel_dir(directory: Path | None = None) -> Path:
@@ -117,36 +112,27 @@ def built(directory: Path | None = None) -> Path | None:
 def ensure_channel(say: Progress = logger.info, directory: Path | None = None) -> Path:
     """Build the channel unless the current recipe's is cached; needs the interpreter archive."""
     target = channel_dir(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = built(directory)
-        if done is not None:
-            return done
+
+    def build(channel: Path) -> Path:
         archive = interpreters.built()
         if archive is None:
             raise EmulatorError("no interpreter archive: build it first (interpreters.py)")
         start = time.monotonic()
         say(f"building the lab's conda channel: python {archive.version} + {len(WHEELS)} wheels")
-        work = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=target.parent))
-        try:
-            channel = work / "channel"
-            for subdir in SUBDIRS:
-                (channel / subdir).mkdir(parents=True)
-            python_package(
-                interpreters.archive_dir() / archive.filename, archive.version, channel / SUBDIR
-            )
-            wheels = work / "wheels"
-            _download(wheels)
-            for wheel in sorted(wheels.glob("*.whl")):
-                wheel_package(wheel, channel)
-            index(channel)
-            shutil.rmtree(target, ignore_errors=True)
-            channel.rename(target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        for subdir in SUBDIRS:
+            (channel / subdir).mkdir(parents=True)
+        python_package(
+            interpreters.archive_dir() / archive.filename, archive.version, channel / SUBDIR
+        )
+        wheels = channel.parent / "wheels"
+        _download(wheels)
+        for wheel in sorted(wheels.glob("*.whl")):
+            wheel_package(wheel, channel)
+        index(channel)
         say(f"conda channel built in {time.monotonic() - start:.0f} s: {target}")
         return target
+
+    return build_once(target, lambda: built(directory), build)
 
 
 def _download(dest: Path) -> None:
@@ -190,7 +176,7 @@ def _pack(root: Path, index_json: dict[str, Any], out_dir: Path, **info: Any) ->
             entry.update(path_type="softlink", size_in_bytes=len(os.readlink(path)))
             entry["sha256"] = hashlib.sha256(os.readlink(path).encode()).hexdigest()
         else:
-            entry.update(path_type="hardlink", sha256=interpreters._sha256(path))
+            entry.update(path_type="hardlink", sha256=file_sha256(path))
             entry["size_in_bytes"] = path.stat().st_size
             if name in prefix_files:
                 entry.update(prefix_placeholder=PLACEHOLDER, file_mode="text")

@@ -26,8 +26,6 @@ Environment: `SCHERBELBERG_INTERPRETER_DIR` (default /var/cache/scherbelberg/int
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +34,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,6 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scherbelberg.emulator.build_cache import build_once, file_sha256, recipe_hash
 from scherbelberg.emulator.machines.image import host_mirror
 from scherbelberg.errors import EmulatorError
 
@@ -121,11 +119,7 @@ class Archive:
 
 def recipe_key() -> str:
     """A short hash of the recipe (the cache directory's name)."""
-    h = hashlib.sha256()
-    for part in (str(RECIPE_VERSION), SUITE, SOURCE_PACKAGE, *CONFIGURE, *DROPPED, ARCH):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:12]
+    return recipe_hash(str(RECIPE_VERSION), SUITE, SOURCE_PACKAGE, *CONFIGURE, *DROPPED, ARCH)
 
 
 def archive_dir(directory: Path | None = None) -> Path:
@@ -147,26 +141,18 @@ def ensure_archive(say: Progress = logger.info, directory: Path | None = None) -
     """Build the interpreter archive unless the current recipe's is cached (one builder at a
     time: a lock file next to it)."""
     target = archive_dir(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = built(directory)
-        if done is not None:
-            return done
+
+    def build(out: Path) -> Archive:
         say(f"building CPython from Debian's {SOURCE_PACKAGE} source for uv (several minutes)")
         start = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=target.parent))
-        try:
-            archive = _build(work, say)
-            shutil.rmtree(target, ignore_errors=True)
-            (work / "out").rename(target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        archive = _build(out.parent, say)  # leaves the archive in `out`
         say(f"interpreter archive {archive.filename} built in {time.monotonic() - start:.0f} s")
         for stale in target.parent.iterdir():  # earlier recipes' archives
             if stale.is_dir() and stale.name != target.name and not stale.name.startswith("."):
                 shutil.rmtree(stale, ignore_errors=True)
         return archive
+
+    return build_once(target, lambda: built(directory), build)
 
 
 def _run(argv: list[str], log: Path, cwd: Path | None = None) -> None:
@@ -227,7 +213,7 @@ def _build(work: Path, say: Progress) -> Archive:
     filename = f"cpython-{version}-{recipe_key()}-{ARCH}-unknown-linux-gnu-install_only.tar.gz"
     with tarfile.open(out / filename, "w:gz", compresslevel=6) as tar:
         tar.add(python, arcname="python")
-    archive = Archive(filename, version, ARCH, _sha256(out / filename))
+    archive = Archive(filename, version, ARCH, file_sha256(out / filename))
     (out / "archive.json").write_text(json.dumps(asdict(archive), indent=2) + "\n")
     shutil.copy(log, out / "build.log")
     return archive
@@ -255,14 +241,6 @@ def _strip(python: Path) -> None:
     targets += list((python / "lib").glob("python3.*/config-*/libpython3.*.a"))
     if targets and shutil.which("strip"):
         subprocess.run(["strip", "--strip-debug", *map(str, targets)], check=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class InterpreterMirror:

@@ -16,8 +16,6 @@ apt cache), as Hetzner's images point at mirror.hetzner.com.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
 import logging
 import os
 import re
@@ -28,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scherbelberg.emulator.build_cache import build_once, recipe_hash
 from scherbelberg.emulator.machines import binfmt, guest_network
 from scherbelberg.errors import EmulatorError, EmulatorInputError
 
@@ -78,15 +77,11 @@ class Recipe:
 
     def key(self) -> str:
         """A short hash of everything that goes into the image (the cache directory's suffix)."""
-        h = hashlib.sha256()
         parts = (str(RECIPE_VERSION), self.name, self.suite, self.arch, ",".join(PACKAGES),
                  CLOUD_CFG, AUTO_UPGRADES, *MASKED_UNITS, guest_network.RECIPE)  # fmt: skip
         # arm64 images are booted under qemu-user: binfmt.adapt_rootfs
         emulated = (binfmt.ROOTFS_RECIPE,) if self.arch == "arm64" else ()
-        for part in (*parts, *emulated):
-            h.update(part.encode())
-            h.update(b"\0")
-        return h.hexdigest()[:12]
+        return recipe_hash(*parts, *emulated)
 
     @property
     def label(self) -> str:
@@ -275,28 +270,17 @@ def ensure_image(
     if image_ready(r, directory):
         return rootfs
     say = progress or (lambda msg: logger.info("%s", msg))
-    top.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = top.parent / f".{top.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if image_ready(r, directory):  # another process built it while we waited
-            return rootfs
+
+    def build(out: Path) -> Path:
         minutes = "~1-2 min" if r.arch == host_arch() else "several minutes, emulated"
         say(f"building machine image {r.label} (first time, {minutes})")
         started = time.monotonic()
-        tmp = top.parent / f".{top.name}.tmp-{os.getpid()}"
-        _remove_stale(top.parent, top.name)
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(top, ignore_errors=True)
-        try:
-            _build(r, tmp / "rootfs", mirror or host_mirror(), say)
-            (tmp / "complete").write_text(f"{r.key()}\n")
-            os.rename(tmp, top)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _build(r, out / "rootfs", mirror or host_mirror(), say)
+        (out / "complete").write_text(f"{r.key()}\n")
         say(f"machine image {r.label} ready ({time.monotonic() - started:.0f} s)")
-    return rootfs
+        return rootfs
+
+    return build_once(top, lambda: rootfs if image_ready(r, directory) else None, build)
 
 
 async def ensure_image_async(
@@ -315,14 +299,6 @@ def ensure_base_image(
 ) -> Path:
     """The default image (debian-12, amd64), built first if needed."""
     return ensure_image(DEFAULT_RECIPE.name, DEFAULT_RECIPE.arch, progress, directory, mirror)
-
-
-def _remove_stale(parent: Path, name: str) -> None:
-    """Temporary build directories of processes that died while building."""
-    for p in parent.glob(f".{name}.tmp-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _build(r: Recipe, rootfs: Path, mirror: str, say: Progress) -> None:
