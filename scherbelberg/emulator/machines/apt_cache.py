@@ -27,12 +27,12 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
 from scherbelberg.emulator.machines.image import host_mirror, host_security_mirror
 from scherbelberg.emulator.machines.lab import Lab
+from scherbelberg.emulator.machines.util import stop_process
 from scherbelberg.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
@@ -184,15 +184,7 @@ class AptCache:
                 await asyncio.wait_for(self._relay.wait_closed(), STOP_DEADLINE)
             self._relay = None
         proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_DEADLINE)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await stop_process(proc, STOP_DEADLINE)
         await asyncio.to_thread(shutil.rmtree, self._state, True)
 
 

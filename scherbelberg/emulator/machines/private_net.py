@@ -36,14 +36,13 @@ import ipaddress
 import logging
 import re
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scherbelberg.emulator.machines.base import PrivateAttachment, private_mac
-from scherbelberg.emulator.machines.util import run
+from scherbelberg.emulator.machines.util import run, stop_process
 from scherbelberg.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
@@ -206,15 +205,7 @@ class PrivateNetwork:
 
     async def _stop_dnsmasq(self) -> None:
         proc, self._dnsmasq = self._dnsmasq, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_SECONDS)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await stop_process(proc, STOP_SECONDS)
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, STOP_SECONDS)

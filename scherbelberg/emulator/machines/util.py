@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -85,3 +86,18 @@ def in_netns(path: str) -> Iterator[None]:
             _setns(own)
     finally:
         os.close(own)
+
+
+async def stop_process(proc: asyncio.subprocess.Process | None, deadline: float) -> None:
+    """SIGTERM, then SIGKILL when `proc` has not exited within `deadline` seconds; waits for
+    it either way (no zombie). Nothing happens when it has already exited."""
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), deadline)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
