@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hcloud import Client
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from tests.machines import Keys, ssh_run
+
+pytestmark = pytest.mark.machines  # real servers, reached over ssh
 
 
 def test_cloud_config_runs_and_ssh_key_is_authorized(hcloud_client: Client) -> None:

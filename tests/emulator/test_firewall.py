@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hcloud import Client
 from hcloud.firewalls import FirewallResource, FirewallRule
 from hcloud.images import Image
@@ -11,6 +12,8 @@ from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
 from tests.machines import Keys, ssh_run, tcp_probe
+
+pytestmark = pytest.mark.machines  # real servers, reached over ssh
 
 
 def test_only_ssh_from_this_host_gets_through(

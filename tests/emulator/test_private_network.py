@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hcloud import Client
 from hcloud.images import Image
 from hcloud.networks import NetworkSubnet
 from hcloud.server_types import ServerType
 
 from tests.machines import Keys, ssh_run
+
+pytestmark = pytest.mark.machines  # real servers, reached over ssh
 
 PING = "ping -c 1 -W 2 {ip} >/dev/null && echo reachable || echo unreachable"
 # the first private NIC of a cx23 is enp7s0; its address comes by DHCP a moment after boot
