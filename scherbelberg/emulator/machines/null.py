@@ -8,7 +8,6 @@ lab, so no echo service, no PyPI mirror and no outside host.
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 from scherbelberg.emulator.machines.base import (
     FirewallPolicy,
@@ -19,8 +18,9 @@ from scherbelberg.emulator.machines.base import (
 )
 
 
-class NullBackend:
-    """Remembers which servers are "running"; does nothing else."""
+class NullBackend(MachineBackend):
+    """Remembers which servers are "running"; does nothing else (no lab: `api_socket` and
+    `api_url` are the protocol's None)."""
 
     name = "null"
 
@@ -55,13 +55,6 @@ class NullBackend:
 
     @property
     def python_downloads_json_url(self) -> str | None:
-        return None
-
-    def api_socket(self) -> socket.socket | None:
-        return None
-
-    @property
-    def api_url(self) -> str | None:
         return None
 
     @property
@@ -129,8 +122,3 @@ class NullBackend:
 
     async def set_firewall(self, server_id: int, policy: FirewallPolicy) -> None:
         pass
-
-
-def _conforms(backend: NullBackend) -> MachineBackend:
-    """mypy checks here that the class satisfies the protocol."""
-    return backend

@@ -14,7 +14,7 @@ from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .label_selectors import parse_selector
 from .records import Firewall, FirewallRuleSpec, Server
-from .validation import check_labels, check_name
+from .validation import check_labels, check_name, update_name_and_labels
 from .world import Project, World, check_released
 
 MAX_RULES = 50
@@ -152,12 +152,8 @@ def create(world: World, project: Project, body: dict[str, Any]) -> tuple[Firewa
 
 
 def update(project: Project, firewall_id: int, body: dict[str, Any]) -> Firewall:
-
     firewall = get(project, firewall_id)
-    if "name" in body and body["name"] != firewall.name:
-        firewall.name = check_name(list(project.firewalls.values()), body["name"])
-    if "labels" in body:
-        firewall.labels = check_labels(body["labels"])
+    update_name_and_labels(firewall, project.firewalls.values(), body)
     return firewall
 
 

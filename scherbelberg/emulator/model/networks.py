@@ -13,7 +13,7 @@ from . import static_catalog
 from .actions import Action
 from .errors import ApiError, invalid_input, not_found
 from .records import Network, Route, Server, Subnet
-from .validation import check_labels, check_name
+from .validation import check_labels, check_name, update_name_and_labels
 from .world import Project, World, check_released
 
 NETWORK_ZONES = {"eu-central", "us-east", "us-west", "ap-southeast"}
@@ -103,12 +103,8 @@ def _route(body: Any) -> Route:
 
 
 def update(project: Project, network_id: int, body: dict[str, Any]) -> Network:
-
     network = get(project, network_id)
-    if "name" in body and body["name"] != network.name:
-        network.name = check_name(list(project.networks.values()), body["name"])
-    if "labels" in body:
-        network.labels = check_labels(body["labels"])
+    update_name_and_labels(network, project.networks.values(), body)
     if "expose_routes_to_vswitch" in body:
         network.expose_routes_to_vswitch = bool(body["expose_routes_to_vswitch"])
     return network

@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import ApiError, invalid_input, not_found
 from .records import PlacementGroup
-from .validation import check_labels, check_name
+from .validation import check_labels, check_name, update_name_and_labels
 from .world import Project, World, check_released
 
 
@@ -32,12 +32,8 @@ def create(world: World, project: Project, body: dict[str, Any]) -> PlacementGro
 
 
 def update(project: Project, group_id: int, body: dict[str, Any]) -> PlacementGroup:
-
     group = get(project, group_id)
-    if "name" in body and body["name"] != group.name:
-        group.name = check_name(list(project.placement_groups.values()), body["name"])
-    if "labels" in body:
-        group.labels = check_labels(body["labels"])
+    update_name_and_labels(group, project.placement_groups.values(), body)
     return group
 
 

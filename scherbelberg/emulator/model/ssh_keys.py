@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import invalid_input, not_found, uniqueness_error
 from .records import SshKey
-from .validation import check_labels, check_name
+from .validation import check_labels, check_name, update_name_and_labels
 from .world import Project, World
 
 KEY_TYPES = {
@@ -77,12 +77,8 @@ def create(world: World, project: Project, body: dict[str, Any]) -> SshKey:
 
 
 def update(project: Project, key_id: int, body: dict[str, Any]) -> SshKey:
-
     key = get(project, key_id)
-    if "name" in body and body["name"] != key.name:
-        key.name = check_name(list(project.ssh_keys.values()), body["name"])
-    if "labels" in body:
-        key.labels = check_labels(body["labels"])
+    update_name_and_labels(key, project.ssh_keys.values(), body)
     return key
 
 

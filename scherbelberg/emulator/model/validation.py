@@ -3,7 +3,8 @@ in a project), answering with Hetzner's `invalid_input` and `uniqueness_error`."
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from .errors import invalid_input, uniqueness_error
 from .label_selectors import validate_labels
@@ -28,3 +29,17 @@ def check_name(project_items: Any, name: Any, kind_field: str = "name") -> str:
     if any(item.name == name for item in project_items):
         raise uniqueness_error(kind_field)
     return name
+
+
+class Named(Protocol):
+    name: str
+    labels: dict[str, str]
+
+
+def update_name_and_labels(item: Named, siblings: Iterable[Named], body: dict[str, Any]) -> None:
+    """The part of an update every named resource shares: a new name (unique among
+    `siblings`, the project's items of the same kind) and new labels."""
+    if "name" in body and body["name"] != item.name:
+        item.name = check_name(list(siblings), body["name"])
+    if "labels" in body:
+        item.labels = check_labels(body["labels"])
