@@ -11,12 +11,9 @@ from pathlib import Path
 
 import pytest
 from hcloud import Client
-from hcloud.firewalls import FirewallRule
-from hcloud.images import Image
-from hcloud.networks import NetworkSubnet
-from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
+from tests.emulator.conftest import cloud_network, create_server, ssh_firewall
 
 # each test starts its own local Hetzner with real machines
 pytestmark = pytest.mark.machines
@@ -45,26 +42,12 @@ def host_state() -> dict[str, set[str]]:
 
 def populate(hetzner: LocalHetzner) -> tuple[Client, list[int]]:
     client = Client(hetzner.token, api_endpoint=hetzner.endpoint, poll_interval=0.2)
-    network = client.networks.create(
-        name="n",
-        ip_range="10.9.0.0/16",
-        subnets=[NetworkSubnet(type="cloud", ip_range="10.9.0.0/24", network_zone="eu-central")],
-    )
-    firewall = client.firewalls.create(
-        name="f",
-        rules=[FirewallRule(direction="in", protocol="tcp", port="22", source_ips=["0.0.0.0/0"])],
-    ).firewall
+    network = cloud_network(client, "n", "10.9.0.0/16", "10.9.0.0/24")
+    firewall = ssh_firewall(client, "f")
     ids = []
     for name in ("left-a", "left-b"):
-        response = client.servers.create(
-            name=name,
-            server_type=ServerType(name="cx23"),
-            image=Image(name="debian-12"),
-            networks=[network],
-            firewalls=[firewall],
-        )
-        for action in [response.action, *response.next_actions]:
-            action.wait_until_finished()
+        response = create_server(client, name, networks=[network], firewalls=[firewall])
+        assert response.server.id is not None
         ids.append(response.server.id)
     return client, ids
 

@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 from hcloud import Client
-from hcloud.images import Image
-from hcloud.server_types import ServerType
 
+from tests.emulator.conftest import create_server
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -21,15 +20,7 @@ def test_cloud_config_runs_and_ssh_key_is_authorized(hcloud_client: Client) -> N
         write_files=[{"path": "/etc/scherbelberg/hello.txt", "content": "hello from cloud-init\n"}],
         runcmd=[["sh", "-c", "cat /etc/scherbelberg/hello.txt | tr a-z A-Z > /root/ran.txt"]],
     )
-    response = hcloud_client.servers.create(
-        name="cloud-init-probe",
-        server_type=ServerType(name="cx23"),
-        image=Image(name="debian-12"),
-        ssh_keys=[key],
-        user_data=user_data,
-    )
-    for action in [response.action, *response.next_actions]:
-        action.wait_until_finished()
+    response = create_server(hcloud_client, "cloud-init-probe", ssh_keys=[key], user_data=user_data)
     ip = response.server.public_net.ipv4.ip
 
     async def check() -> None:

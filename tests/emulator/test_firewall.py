@@ -7,10 +7,9 @@ import asyncio
 import pytest
 from hcloud import Client
 from hcloud.firewalls import FirewallResource, FirewallRule
-from hcloud.images import Image
-from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
+from tests.emulator.conftest import create_server, ssh_firewall
 from tests.machines import Keys, ssh_run, tcp_probe
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -23,24 +22,14 @@ def test_only_ssh_from_this_host_gets_through(
     me = info["client_address"]
     keys = Keys.generate()
     key = hcloud_client.ssh_keys.create(name="k", public_key=keys.client_public)
-    firewall = hcloud_client.firewalls.create(
-        name="ssh-from-me",
-        rules=[FirewallRule(direction="in", protocol="tcp", port="22", source_ips=[f"{me}/32"])],
-    ).firewall
+    firewall = ssh_firewall(hcloud_client, "ssh-from-me", f"{me}/32")
     # a web server on 8080 that really listens, so a timeout can only be the firewall
     user_data = keys.cloud_config(
         runcmd=[["systemd-run", "--unit=probe-web", "python3", "-m", "http.server", "8080"]]
     )
-    response = hcloud_client.servers.create(
-        name="walled",
-        server_type=ServerType(name="cx23"),
-        image=Image(name="debian-12"),
-        ssh_keys=[key],
-        firewalls=[firewall],
-        user_data=user_data,
+    response = create_server(
+        hcloud_client, "walled", ssh_keys=[key], firewalls=[firewall], user_data=user_data
     )
-    for action in [response.action, *response.next_actions]:
-        action.wait_until_finished()
     ip = response.server.public_net.ipv4.ip
 
     async def listening_inside() -> str:

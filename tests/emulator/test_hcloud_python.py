@@ -7,10 +7,10 @@ from hcloud import Client
 from hcloud.firewalls import FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
-from hcloud.networks import NetworkSubnet
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
+from tests.emulator.conftest import cloud_network
 from tests.machines import Keys
 
 
@@ -22,11 +22,7 @@ def test_full_project_lifecycle(hcloud_client: Client, local_hetzner: LocalHetzn
     client = hcloud_client
     keys = Keys.generate()
     key = client.ssh_keys.create(name="lab-key", public_key=keys.client_public)
-    network = client.networks.create(
-        name="lab-net",
-        ip_range="10.0.0.0/16",
-        subnets=[NetworkSubnet(type="cloud", ip_range="10.0.1.0/24", network_zone="eu-central")],
-    )
+    network = cloud_network(client, "lab-net", "10.0.0.0/16", "10.0.1.0/24")
     firewall = client.firewalls.create(
         name="lab-fw",
         rules=[

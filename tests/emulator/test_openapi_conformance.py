@@ -11,10 +11,6 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hcloud import Client
-from hcloud.firewalls import FirewallRule
-from hcloud.images import Image
-from hcloud.networks import NetworkSubnet
-from hcloud.server_types import ServerType
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -25,6 +21,7 @@ from schemathesis.checks import (
 
 from scherbelberg.emulator.control import LocalHetzner
 from tests.conftest import delete_everything
+from tests.emulator.conftest import cloud_network, create_server, ssh_firewall
 from tests.machines import Keys
 from tests.spec import load_spec
 
@@ -61,28 +58,18 @@ def populated(local_hetzner: LocalHetzner) -> Iterator[tuple[str, str, dict[str,
     token = local_hetzner.control.new_project(servers=3, snapshots=2, requests_per_hour=1_000_000)
     client = Client(token, api_endpoint=local_hetzner.endpoint, poll_interval=0.2)
     key = client.ssh_keys.create(name="key", public_key=Keys.generate().client_public)
-    network = client.networks.create(
-        name="net",
-        ip_range="10.1.0.0/16",
-        subnets=[NetworkSubnet(type="cloud", ip_range="10.1.0.0/24", network_zone="eu-central")],
-    )
-    firewall = client.firewalls.create(
-        name="fw",
-        rules=[FirewallRule(direction="in", protocol="tcp", port="22", source_ips=["0.0.0.0/0"])],
-    ).firewall
+    network = cloud_network(client, "net", "10.1.0.0/16", "10.1.0.0/24")
+    firewall = ssh_firewall(client, "fw")
     group = client.placement_groups.create(name="pg", type="spread").placement_group
-    created = client.servers.create(
-        name="conformance",
-        server_type=ServerType(name="cx23"),
-        image=Image(name="debian-12"),
+    created = create_server(
+        client,
+        "conformance",
         ssh_keys=[key],
         networks=[network],
         firewalls=[firewall],
         placement_group=group,
         labels={"a": "b"},
     )
-    for action in [created.action, *created.next_actions]:
-        action.wait_until_finished()
     snapshot = client.servers.create_image(created.server, description="snap")
     snapshot.action.wait_until_finished()
     ids = {

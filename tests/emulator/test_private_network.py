@@ -6,10 +6,8 @@ import asyncio
 
 import pytest
 from hcloud import Client
-from hcloud.images import Image
-from hcloud.networks import NetworkSubnet
-from hcloud.server_types import ServerType
 
+from tests.emulator.conftest import cloud_network, create_server
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -25,17 +23,13 @@ WAIT_DHCP = (
 def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> None:
     keys = Keys.generate()
     key = hcloud_client.ssh_keys.create(name="k", public_key=keys.client_public)
-    network = hcloud_client.networks.create(
-        name="private",
-        ip_range="10.20.0.0/16",
-        subnets=[NetworkSubnet(type="cloud", ip_range="10.20.0.0/24", network_zone="eu-central")],
-    )
+    network = cloud_network(hcloud_client, "private", "10.20.0.0/16", "10.20.0.0/24")
     responses = {}
     for name, networks in (("inside-a", [network]), ("inside-b", [network]), ("outside", [])):
-        responses[name] = hcloud_client.servers.create(
-            name=name,
-            server_type=ServerType(name="cx23"),
-            image=Image(name="debian-12"),
+        responses[name] = create_server(
+            hcloud_client,
+            name,
+            wait=False,  # all three boot at once
             ssh_keys=[key],
             networks=networks,
             user_data=keys.cloud_config(),

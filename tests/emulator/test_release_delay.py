@@ -10,12 +10,12 @@ import pytest
 from hcloud import APIException, Client
 from hcloud.firewalls import BoundFirewall, FirewallResource, FirewallResourceLabelSelector
 from hcloud.images import Image
-from hcloud.networks import BoundNetwork, NetworkSubnet
+from hcloud.networks import BoundNetwork
 from hcloud.placement_groups import BoundPlacementGroup
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import api_only
+from tests.emulator.conftest import api_only, cloud_network, create_server
 
 DELAY = 2.0
 
@@ -28,11 +28,7 @@ def client_of(hetzner: LocalHetzner) -> Client:
 
 
 def infrastructure(client: Client, name: str) -> Infra:
-    network = client.networks.create(
-        name=name,
-        ip_range="10.0.0.0/16",
-        subnets=[NetworkSubnet(type="cloud", ip_range="10.0.1.0/24", network_zone="eu-central")],
-    )
+    network = cloud_network(client, name, "10.0.0.0/16", "10.0.1.0/24")
     firewall = client.firewalls.create(name=name).firewall
     group = client.placement_groups.create(name=name, type="spread").placement_group
     return network, firewall, group
@@ -41,16 +37,9 @@ def infrastructure(client: Client, name: str) -> Infra:
 def server_in(client: Client, name: str, infra: Infra, wait: bool = True) -> int:
     """A server attached to all three; `wait`: until it runs."""
     network, firewall, group = infra
-    created = client.servers.create(
-        name=name,
-        server_type=ServerType(name="cx23"),
-        image=Image(name="debian-12"),
-        networks=[network],
-        firewalls=[firewall],
-        placement_group=group,
+    created = create_server(
+        client, name, wait=wait, networks=[network], firewalls=[firewall], placement_group=group
     )
-    for action in [created.action, *created.next_actions] if wait else []:
-        action.wait_until_finished()
     server_id = created.server.id
     assert server_id is not None
     return server_id
