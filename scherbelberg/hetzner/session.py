@@ -104,15 +104,17 @@ class HetznerSession:
         method: str,
         path: str,
         *,
-        retry_for: float = RETRY_SECONDS,
+        retry_for: float | None = None,
         in_use_is_transient: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """One API request, retried with backoff for `retry_for` seconds where Hetzner's own
-        clients retry: 429, 409 conflict, locked, 5xx, timeouts and lost connections (a POST
-        only where the answer says it was not carried out). `in_use_is_transient`: also 422
-        resource_in_use, which Hetzner answers for a few seconds after deleting the servers a
-        firewall, network or placement group was attached to."""
+        """One API request, retried with backoff for `retry_for` seconds (default RETRY_SECONDS)
+        where Hetzner's own clients retry: 429, 409 conflict, locked, 5xx, timeouts and lost
+        connections (a POST only where the answer says it was not carried out).
+        `in_use_is_transient`: also 422 resource_in_use, which Hetzner answers for a few
+        seconds after deleting the servers a firewall, network or placement group was
+        attached to."""
+        retry_for = RETRY_SECONDS if retry_for is None else retry_for
         started = time.monotonic()
         delay = FIRST_RETRY
         while True:
@@ -253,7 +255,8 @@ class HetznerSession:
                             HetznerError(
                                 f"{self._doing.get(action['id'], 'waiting')}: "
                                 f"{action['command']} failed: "
-                                f"{error.get('message', 'unknown error')} ({error.get('code')})"
+                                f"{error.get('message', 'unknown error')} ({error.get('code')})",
+                                error.get("code"),
                             )
                         )
 
