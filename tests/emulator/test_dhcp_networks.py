@@ -141,9 +141,16 @@ def test_members_get_dhcp_addresses_and_reach_each_other_through_the_gateway(
     asyncio.run(unplugged())
 
     # a reboot finds the NIC as a real boot does, without address, and asks DHCP again
+    boot_id = "cat /proc/sys/kernel/random/boot_id"
+    old_boot = asyncio.run(ssh_run(public["b"], keys, boot_id))
     hcloud_client.servers.reboot(servers["b"]).wait_until_finished()
 
     async def rebooted() -> None:
+        # the new boot itself: `journalctl -b` on the old one would show its own lease
+        give_up = time.monotonic() + 180
+        while await ssh_run(public["b"], keys, boot_id, deadline=180) == old_boot:
+            assert time.monotonic() < give_up, "server b did not come back from its reboot"
+            await asyncio.sleep(1)
         bound = f"journalctl -b -q -u hc-net-ifup@{NIC}.service | grep -c 'bound to' || true"
         give_up = time.monotonic() + 90
         while (await ssh_run(public["b"], keys, bound)).strip() in ("", "0"):

@@ -16,7 +16,12 @@ from scherbelberg.emulator.machines.null import NullBackend
 def test_recipe_key_is_stable_and_names_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert image.recipe_key() == image.recipe_key()
+    key = image.recipe_key()
+    assert len(key) == 12 and int(key, 16) >= 0
+    monkeypatch.setattr(image, "PACKAGES", (*image.PACKAGES, "one-more-package"))
+    assert image.recipe_key() != key  # what goes into the image changes its key
+    monkeypatch.undo()
+    assert image.recipe_key() == key
     monkeypatch.setenv("SCHERBELBERG_IMAGE_DIR", str(tmp_path))
     assert image.image_dir() == tmp_path
     path = image.base_image_path()

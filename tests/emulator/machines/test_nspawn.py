@@ -4,6 +4,7 @@ firewalls, the machine lifecycle, snapshots, and that nothing is left afterwards
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import subprocess
@@ -265,13 +266,19 @@ async def test_lifecycle_and_snapshot(backend: NspawnBackend) -> None:
 
     # reboot: the guest reboots, nspawn exits 133 and comes back on the same disk
     await b.reboot(5)
-    await asyncio.sleep(1)
-    c = await ssh(keys, ip)
-    r = await c.run("cat /proc/sys/kernel/random/boot_id /root/data.txt", check=True)
-    boot2, data = str(r.stdout).splitlines()
-    assert boot2 != str(boot1).strip()
+    # wait for the new boot itself: an early ssh may still reach the old one going down
+    give_up = time.monotonic() + 180
+    while True:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            c = await ssh(keys, ip)
+            r = await c.run("cat /proc/sys/kernel/random/boot_id /root/data.txt", check=True)
+            c.close()
+            boot2, data = str(r.stdout).splitlines()
+            if boot2 != str(boot1).strip():
+                break
+        assert time.monotonic() < give_up, "the machine did not come back from its reboot"
+        await asyncio.sleep(1)
     assert data == "kept"
-    c.close()
     assert b.is_running(5) and exits == []
 
     # shutdown: orderly, no exit callback (the model asked for it)
