@@ -4,7 +4,7 @@ and the few resources many emulator tests create the same way."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hcloud import Client
@@ -12,10 +12,12 @@ from hcloud.firewalls import BoundFirewall, FirewallRule
 from hcloud.images import Image
 from hcloud.networks import BoundNetwork, NetworkSubnet
 from hcloud.server_types import ServerType
-from hcloud.servers import CreateServerResponse
+from hcloud.servers import CreateServerResponse, Server
 
 from scherbelberg.emulator.control import LocalHetzner
 from tests.conftest import LOG_DIR
+
+T = TypeVar("T")
 
 
 def api_only(**options: object) -> LocalHetzner:
@@ -67,3 +69,17 @@ def ssh_firewall(client: Client, name: str, source: str = "0.0.0.0/0") -> BoundF
     firewall = client.firewalls.create(name=name, rules=[rule]).firewall
     assert firewall is not None
     return firewall
+
+
+def must(value: T | None) -> T:
+    """`value`, which hcloud types as optional although this response always carries it."""
+    assert value is not None
+    return value
+
+
+def public_ip(server: Server) -> str:
+    return str(must(must(server.public_net).ipv4).ip)
+
+
+def private_ip(server: Server, index: int = 0) -> str:
+    return str(must(server.private_net)[index].ip)

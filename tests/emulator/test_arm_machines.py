@@ -11,6 +11,7 @@ from hcloud import Client
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
+from tests.emulator.conftest import must, public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines
@@ -33,7 +34,7 @@ def test_arm_server_is_aarch64_and_x86_server_is_x86_64(hcloud_client: Client) -
     ips = {}
     for name, response in responses.items():
         assert response.server.image is not None
-        ips[name] = (response.server.public_net.ipv4.ip, response.server.image.architecture)
+        ips[name] = (public_ip(response.server), must(response.server.image).architecture)
         for action in [response.action, *response.next_actions]:
             action.wait_until_finished(max_retries=600)
 

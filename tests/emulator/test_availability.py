@@ -13,7 +13,7 @@ from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import EmulatorError, LocalHetzner
 from scherbelberg.emulator.model import static_catalog
-from tests.emulator.conftest import api_only
+from tests.emulator.conftest import api_only, must
 
 EU = ("fsn1", "nbg1", "hel1")
 
@@ -26,12 +26,12 @@ def type_id(name: str) -> int:
 
 def lists(client: Client, location: str) -> tuple[set[int], set[int], set[int]]:
     """supported, available, available_for_migration of the location's datacenter."""
-    (dc,) = [d for d in client.datacenters.get_all() if d.location.name == location]
-    types = dc.server_types
+    (dc,) = [d for d in client.datacenters.get_all() if must(d.location).name == location]
+    types = must(dc.server_types)
     return (
-        {t.id for t in types.supported},
-        {t.id for t in types.available},
-        {t.id for t in types.available_for_migration},
+        {must(t.id) for t in types.supported},
+        {must(t.id) for t in types.available},
+        {must(t.id) for t in types.available_for_migration},
     )
 
 

@@ -18,6 +18,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 from hcloud.ssh_keys import SSHKey
 
+from tests.emulator.conftest import public_ip
 from tests.machines import Keys, ssh_run
 
 # two boots and a cold apt install on a shared host; a first debian-13 build adds ~3 min
@@ -34,7 +35,7 @@ def _create(client: Client, keys: Keys, key: SSHKey, name: str, image: str) -> s
     )
     for action in [response.action, *response.next_actions]:
         action.wait_until_finished(max_retries=600)
-    return str(response.server.public_net.ipv4.ip)
+    return public_ip(response.server)
 
 
 async def _status(ip: str, keys: Keys, command: str) -> int:

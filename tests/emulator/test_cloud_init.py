@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from hcloud import Client
 
-from tests.emulator.conftest import create_server
+from tests.emulator.conftest import create_server, public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -21,7 +21,7 @@ def test_cloud_config_runs_and_ssh_key_is_authorized(hcloud_client: Client) -> N
         runcmd=[["sh", "-c", "cat /etc/scherbelberg/hello.txt | tr a-z A-Z > /root/ran.txt"]],
     )
     response = create_server(hcloud_client, "cloud-init-probe", ssh_keys=[key], user_data=user_data)
-    ip = response.server.public_net.ipv4.ip
+    ip = public_ip(response.server)
 
     async def check() -> None:
         await ssh_run(ip, keys, "cloud-init status --wait", deadline=120)

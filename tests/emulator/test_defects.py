@@ -4,6 +4,8 @@ No machines needed: they run on an API-only local Hetzner (tests/emulator/confte
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import requests
 from hcloud import APIException, Client
@@ -14,14 +16,11 @@ from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer
 
 from scherbelberg.emulator.control import LocalHetzner
+from tests.emulator.conftest import create_server, must
 
 
-def make_server(client: Client, name: str, **kwargs: object) -> BoundServer:
-    response = client.servers.create(
-        name=name, server_type=ServerType(name="cx23"), image=Image(name="debian-12"), **kwargs
-    )
-    response.action.wait_until_finished()
-    return response.server
+def make_server(client: Client, name: str, **kwargs: Any) -> BoundServer:
+    return create_server(client, name, **kwargs).server
 
 
 # ---------------------------------------------------------------------------- 1. no subnet
@@ -43,7 +42,7 @@ def test_server_without_subnet_in_its_zone_creates_nothing(api_client: Client) -
         )
     assert info.value.code == "no_subnet_available"
     assert client.servers.get_all() == []
-    assert client.networks.get_by_id(network.id).servers == []
+    assert client.networks.get_by_id(must(network.id)).servers == []
     # the name is still free
     server = make_server(client, "orphan")
     assert server.name == "orphan"
@@ -59,7 +58,7 @@ def test_backup_image_of_server_without_backups_is_refused(api_client: Client) -
     with pytest.raises(APIException) as info:
         client.servers.create_image(server, type="backup", description="nope")
     assert info.value.code == "invalid_input"
-    assert client.images.get_all(type="backup") == []
+    assert client.images.get_all(type=["backup"]) == []
     # a snapshot is still fine, and outlives its server
     snapshot = client.servers.create_image(server, type="snapshot", description="keep")
     snapshot.action.wait_until_finished()
@@ -106,7 +105,7 @@ def test_removing_label_selected_firewall_from_one_server(api_client: Client) ->
         ],
     ):
         action.wait_until_finished()
-    assert client.firewalls.get_by_id(firewall.id).applied_to == []
+    assert client.firewalls.get_by_id(must(firewall.id)).applied_to == []
 
 
 # ---------------------------------------------------------------------------- 4. action lists
@@ -132,7 +131,7 @@ def test_per_resource_action_lists(api_client: Client) -> None:
 
     server_actions = client.servers.actions.get_all()
     assert created.action.id in {a.id for a in server_actions}
-    assert all(any(r["type"] == "server" for r in a.resources) for a in server_actions)
+    assert all(any(r["type"] == "server" for r in must(a.resources)) for a in server_actions)
     assert {a.command for a in client.networks.actions.get_all()} == {"add_subnet"}
     assert {a.command for a in client.firewalls.actions.get_all()} == {"apply_firewall"}
     assert [a.command for a in client.images.actions.get_all()] == ["create_image"]
@@ -148,7 +147,7 @@ def test_per_resource_action_lists(api_client: Client) -> None:
     ids = [a.id for a in client.servers.actions.get_all(sort=["id:desc"])]
     assert ids == sorted(ids, reverse=True) and len(ids) >= 3
     page = client.servers.actions.get_list(page=1, per_page=1)
-    assert len(page.actions) == 1 and page.meta.pagination.total_entries == len(ids)
+    assert len(page.actions) == 1 and must(page.meta.pagination).total_entries == len(ids)
 
 
 def test_per_resource_action_list_over_http(api_hetzner: LocalHetzner) -> None:

@@ -13,14 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 from hcloud import Client
-from hcloud.images import Image
 from hcloud.networks import BoundNetwork, NetworkSubnet
-from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer
 
 from scherbelberg.bootstrap.cloud_config import NodeConfig, NodeTls, worker_wrapper
 from scherbelberg.bootstrap.env import EnvSpec
 from scherbelberg.emulator.control import LocalHetzner
+from tests.emulator.conftest import create_server, must, private_ip, public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines
@@ -55,12 +54,12 @@ def create(
 ) -> dict[str, BoundServer]:
     key = client.ssh_keys.create(name=f"k-{time.monotonic_ns()}", public_key=keys.client_public)
     responses = {
-        name: client.servers.create(
-            name=name,
-            server_type=ServerType(name="cx23"),
-            image=Image(name="debian-12"),
+        name: create_server(
+            client,
+            name,
+            wait=False,  # all boot at once
             ssh_keys=[key],
-            networks=networks,
+            networks=list(networks),
             user_data=user_data or keys.cloud_config(),
         )
         for name, networks in names.items()
@@ -68,7 +67,7 @@ def create(
     for response in responses.values():
         for action in [response.action, *response.next_actions]:
             action.wait_until_finished()
-    return {name: client.servers.get_by_id(r.server.id) for name, r in responses.items()}
+    return {name: client.servers.get_by_id(must(r.server.id)) for name, r in responses.items()}
 
 
 async def address_on(host: str, keys: Keys, nic: str, deadline: float = 60.0) -> str:
@@ -87,9 +86,9 @@ def test_members_get_dhcp_addresses_and_reach_each_other_through_the_gateway(
     keys = Keys.generate()
     net = network(hcloud_client, "private")
     servers = create(hcloud_client, keys, {"a": [net], "b": [net], "outsider": []})
-    public = {name: s.public_net.ipv4.ip for name, s in servers.items()}
-    ip_a, ip_b = (servers[n].private_net[0].ip for n in ("a", "b"))
-    mac_a = servers["a"].private_net[0].mac_address
+    public = {name: public_ip(s) for name, s in servers.items()}
+    ip_a, ip_b = (private_ip(servers[n]) for n in ("a", "b"))
+    mac_a = must(servers["a"].private_net)[0].mac_address
 
     async def check() -> None:
         # the guest configured its NIC itself, by DHCP: a /32 and the lease in its own file
@@ -122,7 +121,7 @@ def test_members_get_dhcp_addresses_and_reach_each_other_through_the_gateway(
 
     # plugged into the running outsider (the API's attach action): its guest configures it
     hcloud_client.servers.attach_to_network(servers["outsider"], net).wait_until_finished()
-    ip_c = hcloud_client.servers.get_by_id(servers["outsider"].id).private_net[0].ip
+    ip_c = private_ip(hcloud_client.servers.get_by_id(must(servers["outsider"].id)))
 
     async def hotplug() -> None:
         line = await address_on(public["outsider"], keys, NIC)
@@ -187,7 +186,7 @@ def test_the_worker_wrapper_retries_a_failed_dhcp_try(
     short_try = {"path": "/etc/dhcp/dhclient.conf", "append": True, "content": "timeout 12;\n"}
     user_data = keys.cloud_config(write_files=[short_try])
     server = create(hcloud_client, keys, {"retry-worker": [net]}, user_data)["retry-worker"]
-    host, ip = server.public_net.ipv4.ip, server.private_net[0].ip
+    host, ip = public_ip(server), private_ip(server)
     node = NodeConfig(
         role="worker",
         name="retry-worker",

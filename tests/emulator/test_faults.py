@@ -13,7 +13,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import create_server
+from tests.emulator.conftest import create_server, must
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_failing_action_reports_error(faults: LocalHetzner, hcloud_client: Clien
     # the start that was to follow fails too, and the server is left off, not running
     with pytest.raises(ActionFailedException):
         response.next_actions[0].wait_until_finished()
-    assert hcloud_client.servers.get_by_id(response.server.id).status == "off"
+    assert hcloud_client.servers.get_by_id(must(response.server.id)).status == "off"
 
 
 def test_stuck_initializing_and_unavailable(faults: LocalHetzner, hcloud_client: Client) -> None:
@@ -90,7 +90,7 @@ def test_stuck_initializing_and_unavailable(faults: LocalHetzner, hcloud_client:
     )
     # a server created after it, with the same latency, finishes: the stuck one would have too
     create_server(hcloud_client, "fine-1")
-    assert hcloud_client.servers.get_by_id(response.server.id).status == "initializing"
+    assert hcloud_client.servers.get_by_id(must(response.server.id)).status == "initializing"
     assert hcloud_client.actions.get_by_id(response.action.id).status == "running"
     with pytest.raises(APIException) as raised:
         hcloud_client.servers.create(
@@ -100,16 +100,11 @@ def test_stuck_initializing_and_unavailable(faults: LocalHetzner, hcloud_client:
             location=hcloud_client.locations.get_by_name("nbg1"),
         )
     assert raised.value.code == "resource_unavailable"
-    assert sorted(s.name for s in hcloud_client.servers.get_all()) == ["fine-1", "stuck-1"]
+    assert sorted(must(s.name) for s in hcloud_client.servers.get_all()) == ["fine-1", "stuck-1"]
 
 
 def test_killed_machine_turns_server_off(faults: LocalHetzner, hcloud_client: Client) -> None:
-    response = hcloud_client.servers.create(
-        name="victim", server_type=ServerType(name="cx23"), image=Image(name="debian-12")
-    )
-    for action in [response.action, *response.next_actions]:
-        action.wait_until_finished()
-    server_id = response.server.id
+    server_id = must(create_server(hcloud_client, "victim").server.id)
     assert faults.control.server(server_id)["machine_running"] is True
     faults.control.kill(server_id)
     deadline = time.monotonic() + 30

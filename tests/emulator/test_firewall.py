@@ -9,7 +9,7 @@ from hcloud import Client
 from hcloud.firewalls import FirewallResource, FirewallRule
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import create_server, ssh_firewall
+from tests.emulator.conftest import create_server, public_ip, ssh_firewall
 from tests.machines import Keys, ssh_run, tcp_probe
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -30,7 +30,7 @@ def test_only_ssh_from_this_host_gets_through(
     response = create_server(
         hcloud_client, "walled", ssh_keys=[key], firewalls=[firewall], user_data=user_data
     )
-    ip = response.server.public_net.ipv4.ip
+    ip = public_ip(response.server)
 
     async def listening_inside() -> str:
         await ssh_run(ip, keys, "cloud-init status --wait", deadline=120)

@@ -10,7 +10,7 @@ from hcloud.locations import Location
 from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import cloud_network
+from tests.emulator.conftest import cloud_network, must, private_ip
 from tests.machines import Keys
 
 
@@ -66,13 +66,14 @@ def test_full_project_lifecycle(hcloud_client: Client, local_hetzner: LocalHetzn
     assert [s["name"] for s in raw["servers"]] == ["lab-1", "lab-0"]
     for server in both:
         assert server.status == "running"
-        assert server.server_type.name == "cx23"
+        assert must(server.server_type).name == "cx23"
         assert server.image is not None and server.image.name == "debian-12"
-        assert server.private_net[0].network.id == network.id
-        assert server.private_net[0].ip.startswith("10.0.1.")
-        assert server.public_net.firewalls[0].firewall.id == firewall.id
-        assert local_hetzner.control.server(server.id)["machine_running"] is True
-    assert sorted(client.placement_groups.get_by_id(group.id).servers) == sorted(s.id for s in both)
+        assert must(server.private_net)[0].network.id == network.id
+        assert private_ip(server).startswith("10.0.1.")
+        assert must(must(server.public_net).firewalls)[0].firewall.id == firewall.id
+        assert local_hetzner.control.server(must(server.id))["machine_running"] is True
+    group_servers = must(client.placement_groups.get_by_id(must(group.id)).servers)
+    assert sorted(group_servers) == sorted(must(s.id) for s in both)
     assert client.servers.get_all(label_selector="!app") == []
 
     for server in both:

@@ -24,6 +24,7 @@ from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
 from scherbelberg.emulator.mirror import JSON_TYPE, PypiMirror, normalize, project_of
+from tests.emulator.conftest import public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.mirror
@@ -249,7 +250,7 @@ def test_mirror_pip_in_a_machine(hcloud_client: Client, index_url: str) -> None:
     )
     for action in [response.action, *response.next_actions]:
         action.wait_until_finished()
-    ip = response.server.public_net.ipv4.ip
+    ip = public_ip(response.server)
 
     async def check() -> None:
         await ssh_run(ip, keys, "cloud-init status --wait", deadline=120)

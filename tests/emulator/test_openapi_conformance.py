@@ -21,7 +21,7 @@ from schemathesis.checks import (
 
 from scherbelberg.emulator.control import LocalHetzner
 from tests.conftest import delete_everything
-from tests.emulator.conftest import cloud_network, create_server, ssh_firewall
+from tests.emulator.conftest import cloud_network, create_server, must, ssh_firewall
 from tests.machines import Keys
 from tests.spec import load_spec
 
@@ -73,13 +73,13 @@ def populated(local_hetzner: LocalHetzner) -> Iterator[tuple[str, str, dict[str,
     snapshot = client.servers.create_image(created.server, description="snap")
     snapshot.action.wait_until_finished()
     ids = {
-        "ssh_key": key.id,
-        "network": network.id,
-        "firewall": firewall.id,
-        "placement_group": group.id,
-        "server": created.server.id,
-        "image": snapshot.image.id,
-        "action": created.action.id,
+        "ssh_key": must(key.id),
+        "network": must(network.id),
+        "firewall": must(firewall.id),
+        "placement_group": must(group.id),
+        "server": must(created.server.id),
+        "image": must(snapshot.image.id),
+        "action": must(created.action.id),
     }
     yield local_hetzner.endpoint, token, ids
     delete_everything(client)

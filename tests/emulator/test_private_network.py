@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from hcloud import Client
 
-from tests.emulator.conftest import cloud_network, create_server
+from tests.emulator.conftest import cloud_network, create_server, must, private_ip, public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh
@@ -37,10 +37,12 @@ def test_members_reach_each_other_outsiders_do_not(hcloud_client: Client) -> Non
     for response in responses.values():
         for action in [response.action, *response.next_actions]:
             action.wait_until_finished()
-    servers = {name: hcloud_client.servers.get_by_id(r.server.id) for name, r in responses.items()}
-    public = {name: s.public_net.ipv4.ip for name, s in servers.items()}
-    private_a = servers["inside-a"].private_net[0].ip
-    private_b = servers["inside-b"].private_net[0].ip
+    servers = {
+        name: hcloud_client.servers.get_by_id(must(r.server.id)) for name, r in responses.items()
+    }
+    public = {name: public_ip(s) for name, s in servers.items()}
+    private_a = private_ip(servers["inside-a"])
+    private_b = private_ip(servers["inside-b"])
     assert servers["outside"].private_net == []
 
     async def check() -> None:

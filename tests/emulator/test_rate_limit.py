@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import requests
@@ -19,7 +20,7 @@ def test_the_3601st_request_is_refused(local_hetzner: LocalHetzner) -> None:
     url = local_hetzner.endpoint + "/locations?per_page=1"
     headers = {"Authorization": f"Bearer {project_token}"}
 
-    async def hammer() -> tuple[list[int], aiohttp.ClientResponse, dict[str, object]]:
+    async def hammer() -> tuple[list[int], aiohttp.ClientResponse, dict[str, Any]]:
         statuses: list[int] = []
         async with aiohttp.ClientSession(headers=headers) as session:
 
