@@ -175,14 +175,12 @@ class Lab:
     def api_socket(self) -> socket.socket:
         """A socket in the lab at the echo address, port API_PORT, for the API's own runner:
         machines reach the API there as real servers reach api.hetzner.cloud."""
-        return self._lab_socket(API_PORT)
+        return self.service_socket(API_PORT)
 
     def service_socket(self, port: int) -> socket.socket:
         """A socket at the service address (the echo address) in the lab, for services the
-        emulator serves to machines from the host's namespace (the apt cache, `apt_cache.py`)."""
-        return self._lab_socket(port)
-
-    def _lab_socket(self, port: int) -> socket.socket:
+        emulator serves to machines from the host's namespace (the echo service, the API, the
+        apt cache)."""
         with in_netns(str(NETNS_DIR / self.lab_ns)):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -322,7 +320,7 @@ class Lab:
         app.router.add_get("/{tail:.*}", echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.SockSite(runner, self._lab_socket(80))
+        site = web.SockSite(runner, self.service_socket(80))
         await site.start()
         self._echo_runner = runner
 
