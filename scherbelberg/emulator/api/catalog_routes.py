@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -20,12 +21,19 @@ def _one(kind: str, found: Any, ident: int) -> dict[str, Any]:
     return data
 
 
+def _listed(
+    request: web.Request,
+    key: str,
+    items: Iterable[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> web.Response:
+    """A catalog list, filtered by the query (catalog entries carry no labels)."""
+    return listed(request, key, filter_by(items, request, labels=lambda _: {}), extra=extra)
+
+
 @routes.get("/server_types")
 async def list_server_types(request: web.Request) -> web.Response:
-    items = filter_by(
-        (st.to_json() for st in static_catalog.SERVER_TYPES), request, labels=lambda _: {}
-    )
-    return listed(request, "server_types", items)
+    return _listed(request, "server_types", (st.to_json() for st in static_catalog.SERVER_TYPES))
 
 
 @routes.get("/server_types/{id}")
@@ -36,10 +44,7 @@ async def get_server_type(request: web.Request) -> web.Response:
 
 @routes.get("/locations")
 async def list_locations(request: web.Request) -> web.Response:
-    items = filter_by(
-        (loc.to_json() for loc in static_catalog.LOCATIONS), request, labels=lambda _: {}
-    )
-    return listed(request, "locations", items)
+    return _listed(request, "locations", (loc.to_json() for loc in static_catalog.LOCATIONS))
 
 
 @routes.get("/locations/{id}")
@@ -51,13 +56,8 @@ async def get_location(request: web.Request) -> web.Response:
 @routes.get("/datacenters")
 async def list_datacenters(request: web.Request) -> web.Response:
     shown = (_with_faults(request, dc.to_json()) for dc in static_catalog.DATACENTERS)
-    items = filter_by(shown, request, labels=lambda _: {})
-    return listed(
-        request,
-        "datacenters",
-        items,
-        extra={"recommendation": static_catalog.RECOMMENDED_DATACENTER_ID},
-    )
+    extra = {"recommendation": static_catalog.RECOMMENDED_DATACENTER_ID}
+    return _listed(request, "datacenters", shown, extra)
 
 
 @routes.get("/datacenters/{id}")
