@@ -213,7 +213,7 @@ def _index_json(name: str, version: str, build: str, subdir: str, **more: Any) -
     }
 
 
-def _conda_name(name: str) -> str:
+def conda_name(name: str) -> str:
     """conda package names are lower case, with `-` for runs of `-_.`."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -233,7 +233,7 @@ def wheel_package(wheel: Path, channel: Path) -> Path:
         if any(n.split("/")[0].endswith(".data") for n in names):
             raise EmulatorInputError(f"{wheel.name}: wheels with a .data directory are not handled")
         (root / site / dist_info / "INSTALLER").write_text("conda\n")
-        name, version = _conda_name(metadata["Name"]), metadata["Version"]
+        name, version = conda_name(metadata["Name"]), metadata["Version"]
         entry_points = _console_scripts(root / site / dist_info / "entry_points.txt")
         if pure:
             index_json = _index_json(

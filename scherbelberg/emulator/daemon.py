@@ -98,7 +98,7 @@ class RunFiles:
             os.close(handle)
 
 
-def _is_emulator(pid: int) -> bool:
+def is_emulator(pid: int) -> bool:
     """Alive, not a zombie, and an emulator (a pid left from before a reboot may be reused)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -114,7 +114,7 @@ def running_pid(files: RunFiles) -> int | None:
         pid = int(files.pid.read_text().strip())
     except (OSError, ValueError):
         return None
-    if _is_emulator(pid):
+    if is_emulator(pid):
         return pid
     files.forget()
     return None
@@ -238,7 +238,7 @@ def _terminate(pid: int) -> bool:
         return True
     deadline = time.monotonic() + STOP_SECONDS
     while time.monotonic() < deadline:
-        if not _is_emulator(pid):
+        if not is_emulator(pid):
             return True
         time.sleep(0.2)
     with suppress(ProcessLookupError):

@@ -37,7 +37,7 @@ def test_the_channel_makes_a_working_conda_environment(client_prefix: Path) -> N
     """python from the interpreter the project builds, Dask's packages from wheels."""
     names = {name for name, _, _ in package_set(client_prefix)}
     assert names == {"python"} | {
-        conda_channel._conda_name(w.split("==")[0]) for w in conda_channel.WHEELS
+        conda_channel.conda_name(w.split("==")[0]) for w in conda_channel.WHEELS
     }
     result = subprocess.run(
         [str(client_prefix / "bin" / "python"), "-c",

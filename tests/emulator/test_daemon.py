@@ -61,7 +61,7 @@ def bash(run: Path, script: str) -> subprocess.CompletedProcess[str]:
 
 
 def alive(pid: int) -> bool:
-    return daemon._is_emulator(pid)
+    return daemon.is_emulator(pid)
 
 
 def my_emulators() -> list[int]:

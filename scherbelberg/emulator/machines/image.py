@@ -194,7 +194,7 @@ def _host_sources() -> list[tuple[str, list[str]]]:
     if sources_d.is_dir():
         for f in sorted(sources_d.glob("*.sources")):
             for stanza in re.split(r"\n\s*\n", _read(f)):
-                fields = _deb822(stanza)
+                fields = parse_deb822(stanza)
                 if "deb" not in fields.get("types", "").split():
                     continue
                 suites = fields.get("suites", "").split()
@@ -235,7 +235,8 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _deb822(stanza: str) -> dict[str, str]:
+def parse_deb822(stanza: str) -> dict[str, str]:
+    """The fields of one deb822 stanza (an apt .sources entry), keys lower case."""
     fields: dict[str, str] = {}
     key = None
     for line in stanza.splitlines():

@@ -40,7 +40,7 @@ def test_ready_image_is_returned_without_building(tmp_path: Path) -> None:
 
 
 def test_deb822_parsing() -> None:
-    fields = image._deb822(
+    fields = image.parse_deb822(
         "Types: deb deb-src\nURIs: http://mirror.example/debian\n"
         "# comment\nSuites: bookworm\n bookworm-updates\nComponents: main"
     )
