@@ -1,5 +1,5 @@
 """/actions, /{kind}/actions and /{kind}/{id}/actions: actions by id, a resource kind's
-actions of the project, or one resource's (servers have their own, in servers.py).
+actions of the project, or one resource's (servers have their own, in server_routes.py).
 
 Listing every action of a project at /actions was removed by Hetzner (it needs `?id=`); the
 per-kind lists (`/servers/actions`, …) that replaced it list all of that kind's actions.
