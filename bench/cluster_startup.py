@@ -43,16 +43,9 @@ def measure(hetzner: LocalHetzner, workers: int) -> Result:
     from scherbelberg import HetznerCluster
 
     control = hetzner.control
-    info = control.info()
     token = control.new_project(name=f"bench-{workers}", servers=workers + 8)
     started = time.time()
-    cluster = HetznerCluster(
-        n_workers=workers,
-        token=token,
-        endpoint=hetzner.endpoint,
-        pip_index_url=info["pip_index_url"],
-        client_address_url=info["echo_url"],
-    )
+    cluster = HetznerCluster(n_workers=workers, **hetzner.cluster_arguments(token))
     ready = time.time() - started
     nodes = [cluster.scheduler, *cluster.workers.values()]
     slowest = max(n.events["ready"] - n.events["requested"] for n in nodes)

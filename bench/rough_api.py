@@ -38,19 +38,12 @@ def lifecycle(hetzner: LocalHetzner, label: str, faults: dict[str, object], work
     from scherbelberg.errors import ScherbelbergError
 
     control = hetzner.control
-    info = control.info()
     token = control.new_project(name=f"rough-{label}", servers=workers + 8)
     control.set_faults(faults)
     outcome, ready, close = "ok", 0.0, 0.0
     started = time.time()
     try:
-        cluster = HetznerCluster(
-            n_workers=workers,
-            token=token,
-            endpoint=hetzner.endpoint,
-            pip_index_url=info["pip_index_url"],
-            client_address_url=info["echo_url"],
-        )
+        cluster = HetznerCluster(n_workers=workers, **hetzner.cluster_arguments(token))
         ready = time.time() - started
         with Client(cluster) as client:
             client.submit(sum, [1, 2]).result()

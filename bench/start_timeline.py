@@ -182,14 +182,8 @@ def main() -> int:
 
     with LocalHetzner(latency_profile=args.latency_profile, stderr=sys.stderr) as hetzner:
         control = hetzner.control
-        info = control.info()
         token = control.new_project(name="bench-timeline", servers=max(args.workers) + 8)
-        base = {
-            "token": token,
-            "endpoint": hetzner.endpoint,
-            "pip_index_url": info["pip_index_url"],
-            "client_address_url": info["echo_url"],
-        }
+        base = hetzner.cluster_arguments(token)
         image_id, build = asyncio.run(build_image(hetzner, token))
         say(f"environment image {image_id} built in {build:.0f} s")
         bare: dict[str, Any] = {**base, "image": "debian-12"}

@@ -74,15 +74,8 @@ def measure(hetzner: LocalHetzner, image: str) -> dict[str, float]:
 
     from scherbelberg import HetznerCluster
 
-    info = hetzner.control.info()
-    kwargs: dict[str, Any] = {
-        "token": hetzner.control.new_project(name=f"bench-{image}"),
-        "endpoint": hetzner.endpoint,
-        "pip_index_url": info["pip_index_url"],
-        "python_downloads_json_url": info["python_downloads_json_url"],
-        "client_address_url": info["echo_url"],
-        "env_images": False,
-    }
+    token = hetzner.control.new_project(name=f"bench-{image}")
+    kwargs: dict[str, Any] = {**hetzner.cluster_arguments(token), "env_images": False}
     with HetznerCluster(n_workers=1, image=image, **kwargs) as cluster, Client(cluster) as client:
         client.wait_for_workers(1, timeout=60)
         [log] = client.run(_read_log).values()

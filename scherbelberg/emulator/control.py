@@ -169,6 +169,19 @@ class LocalHetzner:
     def control(self) -> EmulatorControl:
         return EmulatorControl(self.endpoint, self.token)
 
+    def cluster_arguments(self, token: str) -> dict[str, Any]:
+        """HetznerCluster's arguments for a cluster in the project of `token` here: endpoint,
+        and the lab's own package mirror, Python downloads and address echo (its machines
+        reach no other network)."""
+        info = self.control.info()
+        return {
+            "token": token,
+            "endpoint": self.endpoint,
+            "pip_index_url": info["pip_index_url"],
+            "python_downloads_json_url": info["python_downloads_json_url"],
+            "client_address_url": info["echo_url"],
+        }
+
     def start(self) -> LocalHetzner:
         command = [sys.executable, "-m", "scherbelberg.emulator", *self.args]
         self.process = subprocess.Popen(
