@@ -16,6 +16,7 @@ import pytest
 from hcloud import Client
 
 from scherbelberg.emulator.control import EmulatorControl, LocalHetzner
+from scherbelberg.hetzner import session
 
 from . import local_nodes
 
@@ -42,6 +43,7 @@ class Project:
             "token": self.token,
             "endpoint": self.endpoint,
             "allowed_sources": ["127.0.0.1/32"],  # no address detection: loopback only
+            "client_address_url": "http://127.0.0.1:9/",  # and were it asked, nothing answers
             "env_images": False,
             "asynchronous": True,
             "timeouts": {"action": 20, "bootstrap": 30, "registration": 20},
@@ -75,6 +77,15 @@ class Project:
 
     def clusters_in_state(self) -> list[str]:
         return sorted(p.name for p in self.state_dir.iterdir()) if self.state_dir.exists() else []
+
+
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Action polls every 0.25-0.5 s instead of after 1, 3, 7 s (the emulator's actions are
+    quick, its waits short): for tests where a deadline or a deletion, not the poller, is
+    under test."""
+    monkeypatch.setattr(session, "FIRST_POLL", 0.25)
+    monkeypatch.setattr(session, "MAX_POLL", 0.5)
 
 
 @pytest.fixture

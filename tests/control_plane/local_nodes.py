@@ -21,6 +21,9 @@ from scherbelberg.cluster.nodes import HetznerScheduler, HetznerWorker
 # scheduler server name -> its local address: workers and re-attached clusters find it here
 SCHEDULERS: dict[str, str] = {}
 RUNNING: dict[str, Scheduler] = {}
+# Scheduler and Worker serve HTTP (health, metrics) even without a dashboard, by default on
+# every interface (the scheduler on 8787): here on loopback, on a free port
+LOOPBACK_HTTP = "127.0.0.1:0"
 WORKERS: dict[str, list[Worker]] = {}  # worker server name -> its Dask workers
 
 
@@ -48,6 +51,7 @@ class LocalScheduler(HetznerScheduler):
             host="127.0.0.1",
             port=0,
             dashboard=False,
+            dashboard_address=LOOPBACK_HTTP,
             security=security(self.tls_for_node(), "scheduler"),
             validate=True,
         )
@@ -89,6 +93,7 @@ class LocalWorker(HetznerWorker):
                 security=security(self.tls_for_node(), "worker"),
                 host=host,
                 dashboard=False,
+                dashboard_address=LOOPBACK_HTTP,
                 memory_limit=0,
             )
             for name in sorted(self.dask_names)

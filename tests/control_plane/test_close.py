@@ -12,6 +12,7 @@ from .conftest import Project
 from .local_nodes import LocalCluster
 
 
+@pytest.mark.usefixtures("quick_polls")
 async def test_close_sweeps_by_label_when_a_delete_fails(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

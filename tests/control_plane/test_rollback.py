@@ -54,6 +54,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
+@pytest.mark.usefixtures("quick_polls")
 async def test_a_failed_start_leaves_nothing_and_raises_its_cause(
     case: Case, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,7 +66,7 @@ async def test_a_failed_start_leaves_nothing_and_raises_its_cause(
     project.control.set_faults(case.faults)
     if case.unavailable:
         project.control.set_unavailable(*case.unavailable)
-    kwargs = project.kwargs(timeouts={"action": 4, "bootstrap": 10, "registration": 10})
+    kwargs = project.kwargs(timeouts={"action": 2, "bootstrap": 10, "registration": 10})
     with pytest.raises(case.error) as caught:
         await LocalCluster(n_workers=3, **kwargs)
     if isinstance(caught.value, HetznerError):
