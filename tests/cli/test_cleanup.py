@@ -8,9 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from scherbelberg.cluster.state import ClusterState
 from tests.cli.conftest import argv, cli, cli_env, cli_json
 from tests.e2e.conftest import Target
+
+pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 
 def test_cleanup_after_a_killed_create_spares_a_live_one(target: Target) -> None:

@@ -13,6 +13,8 @@ import pytest
 from scherbelberg.emulator.machines.nspawn import missing_requirements
 from tests.cli.conftest import ROOT
 
+pytestmark = pytest.mark.machines  # starts clusters on real machines
+
 
 @pytest.mark.timeout(1500)
 def test_demo_exits_zero_in_a_fresh_venv(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from scherbelberg import HetznerCluster
@@ -96,6 +97,7 @@ def test_dry_run_refuses_bad_input_in_one_line(target: Target) -> None:
     assert_project_empty(target)
 
 
+@pytest.mark.machines  # starts a cluster on real machines
 def test_create_and_ls_count_ipv4_in_the_price(target: Target) -> None:
     """Issue 8: create's summary and ls's cost per hour and so far include the IPv4 addresses,
     and equal what the dry run said."""

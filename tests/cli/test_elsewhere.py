@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import cli, cli_json
 from tests.e2e.conftest import Target
+
+pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 
 def test_made_here_used_and_destroyed_there(target: Target, tmp_path: Path) -> None:

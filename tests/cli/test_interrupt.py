@@ -8,9 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import argv, cli_env
 from tests.cli.test_timeline import check_timeline
 from tests.e2e.conftest import Target
+
+pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 
 def test_ctrl_c_rolls_back(target: Target, tmp_path: Path) -> None:

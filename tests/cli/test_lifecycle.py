@@ -9,11 +9,14 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import pytest
 from distributed import Client, Security
 
 from tests.cli.conftest import argv, cli, cli_env, cli_json
 from tests.cli.test_timeline import check_timeline
 from tests.e2e.conftest import Target
+
+pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 NAME = "clitest"
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.cli.conftest import cli, cli_json
 from tests.e2e.conftest import Target
+
+pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 
 def test_no_wait_returns_early_and_the_cluster_comes_up(target: Target) -> None:

@@ -59,6 +59,7 @@ def test_any_output_into_a_closed_pipe_is_quiet(args: list[str]) -> None:
     assert (process.returncode, err) == (0, "")
 
 
+@pytest.mark.machines  # starts a cluster on real machines
 def test_ls_in_a_narrow_terminal_breaks_no_word(target: Target) -> None:
     name = "narrow-terminals-break-no-word-abcdefghi"  # as long as a name may be
     cli(target, "create", "--name", name, "--workers", "1", "--ttl", "1h")

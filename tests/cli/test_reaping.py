@@ -16,6 +16,8 @@ from scherbelberg.cluster.state import ClusterState
 from tests.cli.conftest import cli, cli_env, cli_json
 from tests.e2e.conftest import Target
 
+pytestmark = pytest.mark.machines  # starts clusters on real machines
+
 TTL = 120.0
 
 
