@@ -474,9 +474,9 @@ class HetznerCluster(VMCluster):
             placement_group_ids=list(state.placement_group_ids),
         )
         servers = await infra.list_labelled(session, "servers", labels.cluster_selector(self.name))
-        if not any(sv["labels"].get(labels.ROLE) == "scheduler" for sv in servers):
-            raise HetznerError(f"cluster {self.name} has no scheduler server (destroy it?)")
         found = {record.name: record for record in map(ServerRecord.from_api, servers)}
+        if not any(record.role == "scheduler" for record in found.values()):
+            raise HetznerError(f"cluster {self.name} has no scheduler server (destroy it?)")
         by_id = {record.server_id: name for name, record in found.items()}
         for group in await infra.list_labelled(
             session, "placement_groups", labels.cluster_selector(self.name)
