@@ -102,5 +102,5 @@ def project(
     control.clear_faults()
     control.set_unavailable()
     left = project.leftovers()
-    local_nodes.SCHEDULERS.clear()
+    local_nodes.RUNNING.clear()
     assert not left, f"the test left resources behind: {left}"

@@ -18,8 +18,7 @@ from scherbelberg import HetznerCluster
 from scherbelberg.bootstrap.cloud_config import NodeTls
 from scherbelberg.cluster.nodes import HetznerScheduler, HetznerWorker
 
-# scheduler server name -> its local address: workers and re-attached clusters find it here
-SCHEDULERS: dict[str, str] = {}
+# scheduler server name -> its local scheduler: workers and re-attached clusters find it here
 RUNNING: dict[str, Scheduler] = {}
 # Scheduler and Worker serve HTTP (health, metrics) even without a dashboard, by default on
 # every interface (the scheduler on 8787): here on loopback, on a free port
@@ -38,11 +37,11 @@ def security(tls: NodeTls, role: str) -> Security:
 async def scheduler_address(name: str, deadline: float = 30.0) -> str:
     loop = asyncio.get_running_loop()
     until = loop.time() + deadline
-    while name not in SCHEDULERS:
+    while name not in RUNNING:
         if loop.time() > until:
             raise TimeoutError(f"no local scheduler {name}")
         await asyncio.sleep(0.05)
-    return SCHEDULERS[name]
+    return str(RUNNING[name].address)
 
 
 class LocalScheduler(HetznerScheduler):
@@ -57,10 +56,9 @@ class LocalScheduler(HetznerScheduler):
         )
         await scheduler
         RUNNING[self.name] = scheduler
-        SCHEDULERS[self.name] = scheduler.address
 
     def _addresses(self) -> None:
-        self.address = self.external_address = SCHEDULERS[self.name]
+        self.address = self.external_address = str(RUNNING[self.name].address)
 
     async def attach(self) -> None:
         await scheduler_address(self.name)
@@ -70,7 +68,6 @@ class LocalScheduler(HetznerScheduler):
 
     async def destroy_vm(self) -> None:
         await super().destroy_vm()
-        SCHEDULERS.pop(self.name, None)
         scheduler = RUNNING.pop(self.name, None)
         if scheduler is not None:
             await scheduler.close()
