@@ -394,9 +394,11 @@ class NspawnBackend:
                 continue
             break
         await self._reap(m)
+        await asyncio.to_thread(m.cgroups.remove)
+        # no await from here on: the model hears of the exit in the same step that
+        # `is_running` turns false, so no one sees a stopped machine the model thinks is on
         m.proc = None
         m.task = None
-        await asyncio.to_thread(m.cgroups.remove)
         if not m.requested_stop and self._callback is not None:
             try:
                 self._callback(sid, rc)
