@@ -113,13 +113,12 @@ async def test_wrong_host_key_is_not_retried(
     server: SshServer, count_attempts: list[float]
 ) -> None:
     _, impostor = ssh.generate_ed25519()
-    start = time.monotonic()
     with pytest.raises(asyncssh.HostKeyNotVerifiable):
         await ssh.connect(
             "127.0.0.1", server.client_private, impostor, deadline=10, port=server.port
         )
+    # one attempt, not retried until the 10 s deadline (counted, not timed: no load can flake it)
     assert len(count_attempts) == 1
-    assert time.monotonic() - start < 5
 
 
 async def test_unknown_client_key_is_refused_at_once(
@@ -140,10 +139,10 @@ async def test_deadline_when_nothing_listens(count_attempts: list[float]) -> Non
         TimeoutError, match=r"no SSH to 127\.0\.0\.1 within 1\.5 s: ConnectionRefusedError"
     ):
         await ssh.connect("127.0.0.1", client_private, host_public, deadline=1.5, port=port)
-    elapsed = time.monotonic() - start
-    assert 1.4 <= elapsed < 2.5
-    # retried about every 0.5 s
-    assert 3 <= len(count_attempts) <= 5
+    # it gave up only once the deadline had passed (a floor: load can only make it later)
+    assert time.monotonic() - start >= 1.5
+    # retried, never sooner than every 0.5 s: at most one attempt at 0, 0.5, 1.0 and 1.5 s
+    assert 2 <= len(count_attempts) <= 4
     gaps = [b - a for a, b in itertools.pairwise(count_attempts)]
     assert all(gap >= 0.45 for gap in gaps)
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from hcloud import Client
+from hcloud.images import BoundImage
 
+from scherbelberg.cluster import env_images
 from scherbelberg.emulator.control import EmulatorControl, LocalHetzner
 
 REAL_TOKEN = os.environ.get("SCHERBELBERG_E2E_TOKEN")
@@ -29,6 +31,9 @@ class Target:
     endpoint: str
     control: EmulatorControl | None  # None on the real Hetzner
     cluster_kwargs: dict[str, Any] = field(default_factory=dict)
+    # tests of environment images set this: a finished environment image is then kept on
+    # purpose (not a leftover) until the fixture deletes it after the test
+    keeps_env_images: bool = False
 
     @property
     def local(self) -> bool:
@@ -49,7 +54,18 @@ class Target:
             f"placement group {g.name}"
             for g in client.placement_groups.get_all(label_selector=selector)
         ]
+        # snapshots bill by the GB like the rest: a half-made environment image is a leftover,
+        # and so is a finished one unless the test keeps one on purpose
+        found += [
+            f"image {i.id} ({i.description})"
+            for i in client.images.get_all(type=["snapshot"], label_selector=selector)
+            if not (self.keeps_env_images and self._finished_env_image(i))
+        ]
         return found
+
+    @staticmethod
+    def _finished_env_image(image: BoundImage) -> bool:
+        return image.status == "available" and env_images.ENV_IMAGE in (image.labels or {})
 
 
 @pytest.fixture
@@ -90,7 +106,9 @@ def target(
         )
     yield target
     left = target.leftovers()
-    if left:  # delete them (on the real Hetzner they cost money), then fail the test
+    if left or target.keeps_env_images:
+        # delete them (on the real Hetzner they cost money), then fail the test if any was
+        # left behind by mistake
         sweep(target.hcloud())
     assert not left, f"the test left resources behind: {left}"
 
@@ -140,6 +158,8 @@ def sweep(client: Client) -> None:
         client.placement_groups.delete(group)
     for key in client.ssh_keys.get_all(label_selector=selector):
         client.ssh_keys.delete(key)
+    for image in client.images.get_all(type=["snapshot"], label_selector=selector):
+        client.images.delete(image)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -42,6 +42,7 @@ def stored_images(target: Target) -> list[env_images.EnvImage]:
 
 @pytest.mark.timeout(1500)
 def test_second_cluster_boots_from_the_image_the_first_left(target: Target) -> None:
+    target.keeps_env_images = True  # the image it makes is no leftover
     # 1. defaults, no image yet: the nodes install, an image is made for next time
     with HetznerCluster(n_workers=1, **defaults(target)) as first:
         said = [message for _, message in first._cluster_manager_logs]
@@ -128,6 +129,7 @@ def test_prune_deletes_exactly_what_its_rules_select(target: Target) -> None:
     """Three images of one environment and one of another (snapshots of a plain server,
     labelled as scherbelberg labels its images); prune keeps the newest of each environment,
     then with --unused-for the forgotten one goes too, and nothing else."""
+    target.keeps_env_images = True  # the image it makes is no leftover
     client = target.hcloud()
     server = client.servers.create(
         name="prune-source",

@@ -46,6 +46,7 @@ class BuilderWatch(threading.Thread):
 
 
 def test_env_image_nodes_skip_the_install(target: Target) -> None:
+    target.keeps_env_images = True  # the image it makes is no leftover
     kwargs = target.cluster_kwargs
     session = HetznerSession(target.token, target.endpoint)
     env = client_env_spec(index_url=kwargs.get("pip_index_url"))
@@ -151,6 +152,7 @@ def test_a_failed_build_leaves_nothing(target: Target) -> None:
 
 
 def test_cli_build_ls_delete(target: Target) -> None:
+    target.keeps_env_images = True  # the image it makes is no leftover
     env = cli_env(target)
     endpoint = ["--endpoint", target.endpoint]
     built = json.loads(
