@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from scherbelberg.cluster import ssh
 from scherbelberg.cluster.state import (
+    MAX_NAME_LENGTH,
     ClusterNotFound,
     ClusterState,
     generate_cluster_name,
@@ -197,8 +199,12 @@ def test_generated_names_are_valid_and_random() -> None:
     assert len(names) == 50
     for name in names:
         assert validate_cluster_name(name).startswith("sbg-") and len(name) == 10
-    # the longest server name stays a valid hostname label
-    assert len("a" * 40 + "-worker-99999") <= 63
+    # the longest name allowed, with a worker suffix, is still a valid hostname label (the
+    # server's hostname); one letter more is refused
+    longest = validate_cluster_name("a" * MAX_NAME_LENGTH) + "-worker-99999"
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", longest), longest
+    with pytest.raises(ValueError):
+        validate_cluster_name("a" * (MAX_NAME_LENGTH + 1))
 
 
 def test_token_never_serialized() -> None:

@@ -14,11 +14,9 @@ from tests.emulator.conftest import cloud_network, must, private_ip
 from tests.machines import Keys
 
 
-def test_client_version_is_the_one_we_promise() -> None:
-    assert hcloud.__version__.startswith("2.27.")
-
-
-def test_full_project_lifecycle(hcloud_client: Client, local_hetzner: LocalHetzner) -> None:
+def test_full_project_lifecycle(
+    hcloud_client: Client, local_hetzner: LocalHetzner, project_token: str
+) -> None:
     client = hcloud_client
     keys = Keys.generate()
     key = client.ssh_keys.create(name="lab-key", public_key=keys.client_public)
@@ -90,3 +88,11 @@ def test_full_project_lifecycle(hcloud_client: Client, local_hetzner: LocalHetzn
     assert client.firewalls.get_all() == []
     assert client.placement_groups.get_all() == []
     assert client.ssh_keys.get_all() == []
+
+    # every request above came from the hcloud-python release the project promises to work with
+    # (the test extra pins it), not some other client
+    seen = local_hetzner.control.requests(token=project_token)
+    assert len(seen) > 20
+    agents = {record["user_agent"] for record in seen}
+    assert agents == {f"hcloud-python/{hcloud.__version__}"}, agents
+    assert hcloud.__version__.startswith("2.27.")

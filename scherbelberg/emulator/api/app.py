@@ -80,6 +80,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             token=bearer(request),
             project_id=getattr(project, "id", None),
             status=status,
+            user_agent=request.headers.get("User-Agent", ""),
         )
     )
     return response

@@ -21,6 +21,7 @@ class RequestRecord:
     token: str | None
     project_id: int | None
     status: int
+    user_agent: str  # which client asked (hcloud-python sends `hcloud-python/<version>`)
 
 
 class RequestLog:
