@@ -13,7 +13,15 @@ from hcloud import Client
 
 from scherbelberg.emulator.control import LocalHetzner
 
-LOG_DIR = Path(os.environ.get("SCHERBELBERG_TEST_LOGS", tempfile.gettempdir()))
+# the local Hetzner's logs; one folder per user, so a run as root and one without root do not
+# trip over each other's files in /tmp
+LOG_DIR = Path(
+    os.environ.get(
+        "SCHERBELBERG_TEST_LOGS",
+        Path(tempfile.gettempdir()) / f"scherbelberg-test-logs-{os.getuid()}",
+    )
+)
+LOG_DIR.mkdir(parents=True, exist_ok=True)
 
 
 MUST_RUN = "SCHERBELBERG_TESTS_MUST_RUN"  # set by ci/test: a skipped test fails the run

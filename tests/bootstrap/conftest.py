@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +100,20 @@ def make_node(tls: NodeTls, host_key: tuple[str, str]) -> Callable[..., NodeConf
         return replace(node, role=role, **changes)
 
     return make
+
+
+def assert_valid_cloud_config(text: str, tmp_path: Path) -> None:
+    """`cloud-init schema` accepts `text`. Must not skip: CI installs cloud-init (Debian 12
+    ships 22.4, like Hetzner's image)."""
+    cloud_init = shutil.which("cloud-init") or "/usr/bin/cloud-init"
+    assert os.path.exists(cloud_init), "cloud-init is not installed (apt-get install cloud-init)"
+    path = tmp_path / "user-data"
+    path.write_text(text)
+    result = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout, result.stdout

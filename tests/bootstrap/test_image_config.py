@@ -3,8 +3,6 @@ no Dask service; valid for cloud-init and sh; its bootstrap reports ready and fa
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,6 +13,7 @@ import pytest
 from scherbelberg.bootstrap import WAIT_COMMAND, EnvSpec, client_env_spec, install_script
 from scherbelberg.bootstrap import cloud_config as cc
 from scherbelberg.cluster.env_images import env_hash
+from tests.bootstrap.conftest import assert_valid_cloud_config
 from tests.bootstrap.test_cloud_config import Sandbox, files, parsed
 
 PINS = (("dask", "2024.8.0"), ("distributed", "2024.8.0"))
@@ -66,17 +65,7 @@ def test_valid_for_cloud_init_and_sh(
         index_url="http://mirror.local/simple",
     )
     text = config(host_key, spec)
-    cloud_init = shutil.which("cloud-init") or "/usr/bin/cloud-init"
-    assert os.path.exists(cloud_init), "cloud-init is not installed (apt-get install cloud-init)"
-    path = tmp_path / "user-data"
-    path.write_text(text)
-    result = subprocess.run(
-        [cloud_init, "schema", "--config-file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_valid_cloud_config(text, tmp_path)
     scripts = dict(cc.shell_scripts(text))
     assert set(scripts) == {cc.BOOTSTRAP_COMMAND, WAIT_COMMAND}
     for name, script in scripts.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Security
 
 from tests.e2e.conftest import Target, target  # noqa: F401 - the fixture, for this directory
 
@@ -84,3 +85,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cli/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(1200))
+
+
+def security_of(info: dict[str, Any]) -> Security:
+    """The TLS a user's own Client needs, from `scherbelberg client NAME -o json`."""
+    return Security(
+        tls_ca_file=info["ca_file"],
+        tls_client_cert=info["cert_file"],
+        tls_client_key=info["key_file"],
+        require_encryption=True,
+    )

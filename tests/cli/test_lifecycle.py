@@ -10,9 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from distributed import Client, Security
+from distributed import Client
 
-from tests.cli.conftest import argv, cli, cli_env, cli_json
+from tests.cli.conftest import argv, cli, cli_env, cli_json, security_of
 from tests.cli.test_timeline import check_timeline
 from tests.e2e.conftest import Target
 
@@ -52,12 +52,7 @@ def test_create_use_scale_destroy(target: Target, tmp_path: Path) -> None:
     # a Client from `client -o json` computes
     info = cli_json(target, "client", NAME)
     assert info["address"].startswith("tls://")
-    security = Security(
-        tls_ca_file=info["ca_file"],
-        tls_client_cert=info["cert_file"],
-        tls_client_key=info["key_file"],
-        require_encryption=True,
-    )
+    security = security_of(info)
     with Client(info["address"], security=security, timeout=60) as client:
         assert client.submit(sum, [1, 2, 3]).result(timeout=120) == 6
     snippet = cli(target, "client", NAME).stdout

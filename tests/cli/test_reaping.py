@@ -9,11 +9,11 @@ import asyncio
 import time
 
 import pytest
-from distributed import Client, Security, fire_and_forget
+from distributed import Client, fire_and_forget
 
 from scherbelberg.cluster import ssh
 from scherbelberg.cluster.state import ClusterState
-from tests.cli.conftest import cli, cli_env, cli_json
+from tests.cli.conftest import cli, cli_env, cli_json, security_of
 from tests.e2e.conftest import Target
 
 pytestmark = pytest.mark.machines  # starts clusters on real machines
@@ -87,12 +87,7 @@ def test_idle_timeout_node_reaper_waits_for_work_then_deletes(target: Target) ->
     assert_token_only_in_the_reaper_file(target, state)
 
     info = cli_json(target, "client", name, env=env)
-    security = Security(
-        tls_ca_file=info["ca_file"],
-        tls_client_cert=info["cert_file"],
-        tls_client_key=info["key_file"],
-        require_encryption=True,
-    )
+    security = security_of(info)
     with Client(info["address"], security=security, timeout=60) as client:
         # a task that outlives the idle timeout, and then no client at all
         fire_and_forget(client.submit(time.sleep, 80, pure=False))

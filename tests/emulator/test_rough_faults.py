@@ -109,18 +109,20 @@ def test_chaos_mix_is_low_rate_bursty_and_seeded() -> None:
 
 
 def test_chaos_over_http_spares_the_admin_api() -> None:
-    with api_only(chaos=True, seed=11) as hetzner:
+    # seed 126: its first 60 draws hold 429, 500, 502 and 503 but only one slow answer (1.5 s),
+    # so the test is quick; another seed works too, only slower
+    with api_only(chaos=True, seed=126) as hetzner:
         control = hetzner.control
-        assert control.faults()["chaos"] is True and control.faults()["seed"] == 11
+        assert control.faults()["chaos"] is True and control.faults()["seed"] == 126
         token = control.new_project(requests_per_hour=10**6)
 
         def run() -> list[int]:
-            return [get(hetzner, token, "/locations").status_code for _ in range(150)]
+            return [get(hetzner, token, "/locations").status_code for _ in range(60)]
 
         first = run()
-        control.set_faults({"chaos": True, "seed": 11})  # the same draws again
+        control.set_faults({"chaos": True, "seed": 126})  # the same draws again
         assert run() == first
-        assert set(first) - {200} and set(first) <= {200, 429, 500, 502, 503, 504}
+        assert set(first) == {200, 429, 500, 502, 503}
         for _ in range(100):
             control.info()  # admin calls never fail
         statuses = {r["status"] for r in control.requests(token=token)}
