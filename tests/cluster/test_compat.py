@@ -21,8 +21,17 @@ from distributed.deploy.spec import SpecCluster
 
 from scherbelberg import HetznerCluster
 from scherbelberg.errors import ArgumentError, ConfigError, HetznerError
+from scherbelberg.hetzner import session
 
 NOWHERE = {"token": "not-a-token", "endpoint": "http://127.0.0.1:9"}  # port 9: refused
+
+
+@pytest.fixture(autouse=True)
+def refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests need only the first request to fail; a refused connection is otherwise
+    retried for CONNECTION_RETRY_SECONDS (4 s: tests/control_plane/test_session_retries.py)."""
+    monkeypatch.setattr(session, "CONNECTION_RETRY_SECONDS", 0.0)
+
 
 # name -> (a value dask-cloudprovider users pass, what the error must name)
 REFUSED: dict[str, tuple[Any, str]] = {
