@@ -137,7 +137,7 @@ def test_release_delay_at_run_time(api_hetzner: LocalHetzner) -> None:
         api_hetzner.control.clear_faults()
 
 
-def test_realistic_profile_holds_for_five_seconds() -> None:
+def test_realistic_profile_turns_the_release_lag_on() -> None:
     """The realistic latency profile turns the release lag on (docs/emulator.md: 5 s)."""
     with api_only(latency_profile="realistic") as hetzner:
         assert hetzner.control.info()["latency_profile"]["release_delay"] == 5.0
@@ -147,10 +147,7 @@ def test_realistic_profile_holds_for_five_seconds() -> None:
         firewall = infra[1]
         server_id = server_in(client, "brief", infra, wait=False)  # deleted right away
         client.servers.delete(client.servers.get_by_id(server_id)).wait_until_finished()
-        deleted_at = time.monotonic()
+        # the profile's lag is in force (with faults' release_delay unset): the firewall is
+        # held. How long a hold lasts, and that it ends, test_resources_of_a_deleted_server_
+        # are_held_for_the_delay shows with a short delay; waiting out 5 s here adds nothing.
         assert in_use(lambda: client.firewalls.delete(firewall))
-        while in_use(lambda: client.firewalls.delete(firewall)):
-            # the release comes (a generous deadline: a loaded host is slow, not wrong) ...
-            assert time.monotonic() - deleted_at < 60
-            time.sleep(0.25)
-        assert time.monotonic() - deleted_at >= 4.5  # ... and not before the hold
