@@ -40,9 +40,11 @@ def run(
         monkeypatch.setenv("SCHERBELBERG_TESTS_MUST_RUN", "1")
     else:
         monkeypatch.delenv("SCHERBELBERG_TESTS_MUST_RUN", raising=False)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(**SUITE)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    # in-process: the throwaway suite's conftest imports what ours does, already loaded here
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:randomly")
 
 
 def test_without_the_rule_skips_are_skips(
