@@ -8,6 +8,7 @@ import time
 
 import pytest
 from hcloud import Client
+from hcloud.actions import ActionFailedException
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
@@ -56,3 +57,17 @@ def test_arm_server_is_aarch64_and_x86_server_is_x86_64(hcloud_client: Client) -
     arm, x86 = asyncio.run(both())
     assert arm.split() == ["aarch64", "arm64"]
     assert x86.split() == ["x86_64", "amd64"]
+
+
+def test_debian_13_on_arm_is_refused_at_create(hcloud_client: Client) -> None:
+    """This host's qemu-user cannot boot debian-13's systemd (docs/emulator.md): the create
+    action fails at once and says so, instead of a server that never answers SSH."""
+    response = hcloud_client.servers.create(
+        name="arm-trixie", server_type=ServerType(name="cax11"), image=Image(name="debian-13")
+    )
+    with pytest.raises(ActionFailedException) as raised:
+        response.action.wait_until_finished(max_retries=120)
+    error = must(raised.value.action.error)
+    assert "debian-13 does not boot on arm servers here" in error["message"], error
+    assert "use debian-12 for cax servers" in error["message"]
+    hcloud_client.servers.delete(response.server).wait_until_finished()

@@ -173,3 +173,36 @@ def nspawn_kill_signal() -> str | None:
     the plug is pulled). Host SIGRTMIN+5 arrives as the guest's SIGRTMIN+3, a halt.
     """
     return None if native_arm64() else "SIGRTMIN+5"
+
+
+# Debian suites whose systemd starts no unit under qemu-user 7.x ("Failed to spawn executor:
+# Invalid argument" for every unit, sshd and cloud-init among them; measured with debian-13's
+# systemd 257 under Debian 12's qemu 7.2: docs/emulator.md, systemd/systemd#28901, #31219).
+NO_BOOT_UNDER_QEMU_7 = frozenset({"trixie"})
+
+
+def qemu_major_version() -> int | None:
+    """The major version of the host's qemu-aarch64-static, None if it cannot be asked."""
+    try:
+        out = subprocess.run(
+            ["qemu-aarch64-static", "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.split()
+    if len(words) >= 3 and words[1] == "version" and words[2].split(".")[0].isdigit():
+        return int(words[2].split(".")[0])
+    return None
+
+
+def refuse_unbootable(suite: str, image_name: str) -> None:
+    """Refuse, in one line, an arm64 image this host's qemu-user cannot boot: otherwise the
+    server would sit at `running` without SSH until the client's deadline."""
+    if native_arm64() or suite not in NO_BOOT_UNDER_QEMU_7:
+        return
+    version = qemu_major_version()
+    if version is not None and version <= 7:
+        raise BinfmtError(
+            f"{image_name} does not boot on arm servers here: its systemd starts no unit under "
+            f"this host's qemu-user {version} (docs/emulator.md); use debian-12 for cax servers"
+        )

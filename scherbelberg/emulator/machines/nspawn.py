@@ -268,6 +268,15 @@ class NspawnBackend:
             return [image_path(layers, self._image_dir)]
         return list(layers)
 
+    def _suite_and_name(self, image_id: int) -> tuple[str, str]:
+        """The Debian suite of an image and how to name it in a message."""
+        layers = self._images.get(image_id)
+        if layers is None:
+            raise EmulatorInputError(f"unknown image {image_id}")
+        if isinstance(layers, Recipe):
+            return layers.suite, layers.name
+        return _debian_suite(layers), f"snapshot {image_id}"
+
     async def snapshot(self, server_id: int, image_id: int) -> None:
         m = self._machines[server_id]
         dest = self.root / "images" / str(image_id)
@@ -285,6 +294,8 @@ class NspawnBackend:
     async def create(self, spec: MachineSpec) -> None:
         if spec.server_id in self._machines:
             raise EmulatorInputError(f"machine {spec.server_id} exists")
+        if spec.architecture == "arm":  # before an image is built for it (17 min for arm64)
+            binfmt.refuse_unbootable(*self._suite_and_name(spec.image_id))
         lowers = await self._layers(spec.image_id)
         for lower in lowers:
             if not lower.is_dir():
