@@ -192,6 +192,7 @@ async def _create(
 
     cluster = HetznerCluster(asynchronous=True, shutdown_on_close=False, **kwargs)
     cluster.quiet = True  # its messages would mix into stdout (-o json); the summary says it
+    cluster.auto_image.may_make = wait  # --no-wait leaves at once: no one would drive a build
     started = time.time()
     n = kwargs["n_workers"]
     recorder = Recorder(cluster, n) if timeline_file else None

@@ -59,6 +59,9 @@ class AutoImage:
         self.used: dict[str, env_images.EnvImage] = {}  # architecture -> image nodes boot from
         self.making: asyncio.Task[None] | None = None
         self._marking: asyncio.Future[None] | None = None
+        # False where no process stays to drive a build (`create --no-wait` leaves at once: a
+        # builder it started would bill, unfinished, until the cluster is destroyed)
+        self.may_make = True
 
     @property
     def enabled(self) -> bool:
@@ -117,6 +120,12 @@ class AutoImage:
             return
         missing = {a: b for a, b in self._architectures().items() if a not in self.used}
         if not missing:
+            return
+        if not self.may_make:
+            self.cluster.say(
+                f"cluster {self.cluster.name}: installing; no environment image is made for "
+                "next time (a create that waits makes one)"
+            )
             return
         self.cluster.say(
             f"cluster {self.cluster.name}: installing; an environment image is being made "

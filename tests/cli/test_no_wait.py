@@ -6,14 +6,17 @@ import time
 
 import pytest
 
-from tests.cli.conftest import cli, cli_json
+from tests.cli.conftest import cli, cli_env, cli_json
 from tests.e2e.conftest import Target
 
 pytestmark = pytest.mark.machines  # starts clusters on real machines
 
 
 def test_no_wait_returns_early_and_the_cluster_comes_up(target: Target) -> None:
-    summary = cli_json(target, "create", "--name", "nowait", "--workers", "1", "--no-wait")
+    # environment images on (the suite turns them off): no image exists, and --no-wait must
+    # not start a builder it would abandon when it leaves
+    env = cli_env(target, DASK_SCHERBELBERG__ENV_IMAGES="true")
+    summary = cli_json(target, "create", "--name", "nowait", "--workers", "1", "--no-wait", env=env)
     assert summary["ready"] is False and summary["scheduler_address"].startswith("tls://")
     names = {s.name for s in target.hcloud().servers.get_all()}
     assert names == {"nowait-scheduler", "nowait-worker-0"}
@@ -28,6 +31,8 @@ def test_no_wait_returns_early_and_the_cluster_comes_up(target: Target) -> None:
         assert time.monotonic() < deadline, ran.stderr
         time.sleep(3)
     assert ran.stdout.split()[-1] == "nowait-worker-0"
+    # the cluster is up and still no builder appeared
+    assert {s.name for s in target.hcloud().servers.get_all()} == names
     logs = cli(target, "logs", "nowait", "worker-0").stdout
     assert "journalctl -u dask-worker" in logs
     cli(target, "destroy", "--yes", "nowait")
