@@ -228,8 +228,9 @@ class HetznerCluster(VMCluster):
             timeouts=timeouts,
         )
         if attach:  # what is not given again is what the cluster was made with
-            arguments = settings_module.with_stored(arguments, self.state.settings)
-        self.settings = settings_module.resolve(**arguments)
+            self.settings = settings_module.resolve_again(arguments, self.state.settings)
+        else:
+            self.settings = settings_module.resolve(**arguments)
         # again per cluster: test runners (pytest) reset warning filters around each test
         ignore_patch_release_warnings()
         if shutdown_on_close and not attach:
@@ -463,6 +464,7 @@ class HetznerCluster(VMCluster):
         s, session, state = self.settings, self.session, self.state
         await self._resolve_types_and_images(s.location)
         await self._conda_packages_for_nodes()  # for the workers added from here
+        await self.auto_image.choose()  # ... and they boot from an environment image if any
         self.lifetime = lifetime.Lifetime.from_labels(state.labels)
         self.ssh_private_key = state.ssh_key_path().read_text()
         self.ca = state.load_ca()

@@ -73,13 +73,14 @@ class Settings:
         return f"{self.worker_type.memory_gb * 0.9 / self.worker_processes:.2f}GB"
 
     def as_dict(self) -> dict[str, Any]:
-        """What a re-attach needs again (`with_stored`): keys are `resolve`'s argument names
+        """What a re-attach needs again (`resolve_again`): keys are `resolve`'s argument names
         (and the ports, which are fixed)."""
         return {
             "location": str(self.location),
             "scheduler_server_type": str(self.scheduler_type_name),
             "worker_server_type": str(self.worker_type_name),
             "image": str(self.image_name),
+            "image_auto": self.image_auto,  # chosen by `auto`: environment images are looked for
             "env_method": self.env.method,
             "network_cidr": self.network_cidr,
             "scheduler_port": self.scheduler_port,
@@ -93,14 +94,21 @@ class Settings:
         }
 
 
-def with_stored(arguments: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-    """`resolve`'s arguments for a re-attached cluster: each one not given again is taken
-    from the settings it was made with (`Settings.as_dict`, kept in its local state)."""
+def resolve_again(arguments: dict[str, Any], stored: dict[str, Any]) -> Settings:
+    """`resolve` for a re-attached cluster: each argument not given again is taken from the
+    settings it was made with (`Settings.as_dict`, kept in its local state)."""
     taken = inspect.signature(resolve).parameters
-    return {
-        **arguments,
-        **{k: v for k, v in stored.items() if k in taken and not arguments.get(k)},
-    }
+    settings = resolve(
+        **{
+            **arguments,
+            **{k: v for k, v in stored.items() if k in taken and not arguments.get(k)},
+        }
+    )
+    if not arguments.get("image") and stored.get("image_auto"):
+        # the stored name was `auto`'s choice: the workers added now also look for
+        # environment images (auto_image.py), as the first ones did
+        settings.image_auto = True
+    return settings
 
 
 def resolve(

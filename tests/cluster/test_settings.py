@@ -7,7 +7,7 @@ import pytest
 
 from scherbelberg import config  # noqa: F401 - registers the defaults
 from scherbelberg.cluster import system_image
-from scherbelberg.cluster.settings import resolve
+from scherbelberg.cluster.settings import resolve, resolve_again
 from scherbelberg.errors import ConfigError
 
 
@@ -48,6 +48,16 @@ def test_auto_image_is_said_and_stored_as_its_name(monkeypatch: pytest.MonkeyPat
     assert settings.as_dict()["image"] == system_image.FALLBACK
     explicit = resolve(image="debian-12")
     assert explicit.image_name == "debian-12" and explicit.image_note is None
+
+
+def test_a_re_attach_keeps_the_image_and_that_auto_chose_it() -> None:
+    """The stored name is used again, and the workers a re-attach adds still look for
+    environment images; an image given again is the user's own choice."""
+    stored = resolve().as_dict()
+    assert stored["image_auto"] is True
+    again = resolve_again({}, stored)
+    assert again.image_name == stored["image"] and again.image_auto
+    assert not resolve_again({"image": "debian-13"}, stored).image_auto
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from scherbelberg.cluster import env_images
 
 from .conftest import Project
@@ -22,4 +24,39 @@ async def test_a_start_that_may_not_make_an_image_starts_no_builder(project: Pro
         assert len(project.servers("worker")) == 1
     finally:
         await cluster.close()
+    assert project.leftovers() == []
+
+
+async def test_workers_added_after_re_attach_boot_from_an_environment_image(
+    project: Project,
+) -> None:
+    """An image made since the cluster started (by another cluster of the same environment):
+    the workers `scale` adds after re-attaching boot from it instead of installing."""
+    made = await LocalCluster(n_workers=1, **project.kwargs(shutdown_on_close=False))
+    name, env, base = made.name, made.settings.env, made.image_for("worker")
+    await made.close()
+    client = project.hcloud()
+    source = project.servers("worker")[0]
+    labels = {
+        "scherbelberg/managed": "true",
+        env_images.ENV_IMAGE: env_images.env_hash(env, base.architecture, base.name),
+        env_images.BASE_IMAGE: base.name,
+        env_images.PYTHON: env.python,
+    }
+    response = client.servers.create_image(source, description="env", labels=labels)
+    response.action.wait_until_finished()
+    image_id = response.image.id
+
+    again = await LocalCluster.from_existing(
+        name, token=project.token, endpoint=project.endpoint, asynchronous=True
+    )
+    try:
+        assert again.auto_image.used[base.architecture].id == image_id
+        await again.scale(2)
+        await asyncio.wait_for(again.wait_for_workers(2), 60)
+        images = {s.name: s.image.id for s in project.servers("worker") if s.image}
+        assert images == {source.name: source.image.id, f"{name}-worker-1": image_id}, images
+    finally:
+        await again.destroy()
+    client.images.delete(client.images.get_by_id(image_id))
     assert project.leftovers() == []
