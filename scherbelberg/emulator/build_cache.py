@@ -12,12 +12,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+KEY = r"[0-9a-f]{12}"  # what recipe_hash returns, as a pattern for cache directory names
 
 
 def recipe_hash(*parts: str) -> str:
@@ -63,6 +66,45 @@ def build_once(target: Path, ready: Callable[[], T | None], build: Callable[[Pat
 def _remove_stale(target: Path) -> None:
     """Temporary build directories of processes that died while building."""
     for p in target.parent.glob(f".{target.name}.tmp-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if _builder_died(p):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _builder_died(work: Path) -> bool:
+    """True for a `.<name>.tmp-<pid>` build directory whose process no longer runs."""
+    pid = work.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and not Path(f"/proc/{pid}").exists()
+
+
+def remove_stale_artefacts(
+    root: Path, kind: str, scheme: str, current: Collection[str], say: Callable[[str], None]
+) -> None:
+    """A changed recipe builds anew, so nothing else would free its predecessors' space."""
+    if not root.is_dir():
+        return
+    names = {p.name for p in root.iterdir() if p.is_dir() and re.fullmatch(scheme, p.name)}
+    names |= {p.name[1:-5] for p in root.glob(".*.lock") if re.fullmatch(scheme, p.name[1:-5])}
+    for name in sorted(names - set(current)):
+        entry, lock_path = root / name, root / f".{name}.lock"
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being built (by a checkout whose recipe differs)
+            size = _size(entry)
+            if entry.exists():
+                shutil.rmtree(entry)
+            lock_path.unlink()
+        say(f"removed stale {kind} {name} ({size / 1e6:.0f} MB)")
+    for work in sorted(root.glob(".*.tmp-*")):
+        if re.fullmatch(rf"\.(?:{scheme})\.tmp-\d+", work.name) and _builder_died(work):
+            size = _size(work)
+            shutil.rmtree(work, ignore_errors=True)
+            say(f"removed {kind} build leftover {work.name} ({size / 1e6:.0f} MB)")
+
+
+def _size(path: Path) -> int:
+    """Bytes in the files below `path` (symbolic links not followed)."""
+    return sum(
+        os.lstat(os.path.join(top, f)).st_size for top, _, files in os.walk(path) for f in files
+    )

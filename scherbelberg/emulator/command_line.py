@@ -176,6 +176,7 @@ def emulator_command(
         _build_image()
         _build_interpreters()
         _build_conda_channel()
+        _remove_stale_artefacts()
         return
     _exclusive(background=background, stop=stop, cleanup=cleanup, build_image=build_image)
     if stop:
@@ -263,6 +264,23 @@ def _build_conda_channel() -> None:
 
     channel = ensure_channel(lambda message: click.echo(message, err=True))
     click.echo(f"conda channel ready: {channel}")
+
+
+def _remove_stale_artefacts(
+    images: Path | None = None, interpreter_dir: Path | None = None, conda_dir: Path | None = None
+) -> None:
+    """Older recipes' artefacts (~300 MB an image) and dead builds are never used again."""
+    from . import conda_channel, interpreters
+    from .build_cache import KEY, remove_stale_artefacts
+    from .machines.image import IMAGE_DIR_NAME, RECIPES, image_dir, image_path
+
+    root = images or image_dir()
+    current = {image_path(r, root).parent.name for r in RECIPES.values()}
+    remove_stale_artefacts(root, "image", IMAGE_DIR_NAME, current, click.echo)
+    archives = interpreters.archive_dir(interpreter_dir)
+    remove_stale_artefacts(archives.parent, "interpreter archive", KEY, {archives.name}, click.echo)
+    channel = conda_channel.channel_dir(conda_dir)
+    remove_stale_artefacts(channel.parent, "conda channel", KEY, {channel.name}, click.echo)
 
 
 def _exclusive(**flags: bool) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scherbelberg.emulator.build_cache import build_once, recipe_hash
+from scherbelberg.emulator.build_cache import KEY, build_once, recipe_hash
 from scherbelberg.emulator.machines import binfmt, guest_network
 from scherbelberg.errors import EmulatorError, EmulatorInputError
 
@@ -161,6 +161,10 @@ def image_dir() -> Path:
 def image_path(r: Recipe, directory: Path | None = None) -> Path:
     """The root file system of a recipe (it may not exist yet)."""
     return (directory or image_dir()) / f"{r.name}-{r.arch}-{r.key()}" / "rootfs"
+
+
+# The names image_path gives cache directories (any recipe's, current or not), as a regex.
+IMAGE_DIR_NAME = rf"[a-z0-9.-]+-(?:{'|'.join(DEBIAN_ARCH.values())})-{KEY}"
 
 
 def image_ready(r: Recipe, directory: Path | None = None) -> bool:
