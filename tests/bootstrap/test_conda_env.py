@@ -23,7 +23,9 @@ def md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def conda_package(prefix: Path, name: str, version: str, build: str, subdir: str, **more: Any):
+def conda_package(
+    prefix: Path, name: str, version: str, build: str, subdir: str, **more: Any
+) -> None:
     """A conda-meta record as conda writes it (the fields conda_env reads, and `files`)."""
     fn = f"{name}-{version}-{build}.conda"
     record = {
@@ -43,7 +45,9 @@ def conda_package(prefix: Path, name: str, version: str, build: str, subdir: str
     (prefix / "conda-meta" / f"{name}-{version}-{build}.json").write_text(json.dumps(record))
 
 
-def dist_info(prefix: Path, name: str, version: str, direct_url: dict[str, Any] | None = None):
+def dist_info(
+    prefix: Path, name: str, version: str, direct_url: dict[str, Any] | None = None
+) -> str:
     where = prefix / SITE / f"{name}-{version}.dist-info"
     where.mkdir(parents=True)
     (where / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")

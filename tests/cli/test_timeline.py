@@ -20,6 +20,7 @@ def check_timeline(png: Path, cluster: str, outcome: str, nodes: list[str]) -> d
     """The picture is a PNG with one row per node, titled with the outcome; the records beside
     it hold those nodes with their stages in order. Returns the records."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngImageFile
 
     records = json.loads(png.with_suffix(".json").read_text())
     assert records["cluster"] == cluster
@@ -41,6 +42,7 @@ def check_timeline(png: Path, cluster: str, outcome: str, nodes: list[str]) -> d
             assert "ready" not in events, node
     with Image.open(png) as image:
         assert image.format == "PNG"
+        assert isinstance(image, PngImageFile)
         width, height = timeline.figure_size(len(nodes))
         assert image.size == (round(width * timeline.DPI), round(height * timeline.DPI))
         assert image.text["Title"].startswith(f"{cluster}: 1 scheduler + ")

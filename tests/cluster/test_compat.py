@@ -11,7 +11,7 @@ import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import dask.config
 import pytest
@@ -23,7 +23,15 @@ from scherbelberg import HetznerCluster
 from scherbelberg.errors import ArgumentError, ConfigError, HetznerError
 from scherbelberg.hetzner import session
 
-NOWHERE = {"token": "not-a-token", "endpoint": "http://127.0.0.1:9"}  # port 9: refused
+
+class Nowhere(TypedDict):
+    """The keyword arguments that point a cluster at an endpoint that refuses connections."""
+
+    token: str
+    endpoint: str
+
+
+NOWHERE: Nowhere = {"token": "not-a-token", "endpoint": "http://127.0.0.1:9"}  # port 9: refused
 
 
 @pytest.fixture(autouse=True)
@@ -171,8 +179,9 @@ def test_both_names_for_one_setting_is_a_conflict(kwargs: dict[str, Any], messag
     ],
 )
 def test_unknown_keyword_says_did_you_mean(name: str, suggestion: str) -> None:
+    unknown: dict[str, Any] = {name: "x"}
     with pytest.raises(ArgumentError) as raised:
-        HetznerCluster(**NOWHERE, **{name: "x"})
+        HetznerCluster(**NOWHERE, **unknown)
     assert f"unexpected keyword argument {name!r}" in str(raised.value)
     assert suggestion in str(raised.value)
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import dask.config
 import pytest
 
-from scherbelberg import config  # noqa: F401 - registers the defaults
+from scherbelberg import config  # also registers the defaults
 from scherbelberg.cluster import system_image
 from scherbelberg.cluster.settings import resolve, resolve_again
 from scherbelberg.errors import ConfigError
+
+
+def sourced(value: str) -> config.Sourced:
+    """A setting typed as str, which carries where it came from (a config.Sourced)."""
+    assert isinstance(value, config.Sourced), f"{value!r} does not say where it came from"
+    return value
 
 
 def test_defaults_are_requirements_and_a_supported_image() -> None:
@@ -44,7 +50,7 @@ def test_auto_image_is_said_and_stored_as_its_name(monkeypatch: pytest.MonkeyPat
     settings = resolve()
     assert settings.image_name == system_image.FALLBACK
     assert settings.image_note is not None and "uv-managed" in settings.image_note
-    assert "auto" in settings.image_name.source  # type: ignore[attr-defined]
+    assert "auto" in sourced(settings.image_name).source
     assert settings.as_dict()["image"] == system_image.FALLBACK
     explicit = resolve(image="debian-12")
     assert explicit.image_name == "debian-12" and explicit.image_note is None
@@ -123,12 +129,13 @@ def test_bad_settings_are_one_line(kwargs: dict[str, object], message: str) -> N
 def test_each_setting_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = resolve(location="nbg1")
     assert settings.sources["location"] == "argument location="
-    assert settings.location.source == "argument location="  # what the catalog checks quote
+    # what the catalog checks quote
+    assert sourced(settings.location).source == "argument location="
     assert settings.sources["scheduler-server-type"] == (
         "the default; set scheduler_server_type= or scherbelberg.scheduler-server-type"
     )
     assert settings.scheduler_wish.source == "scherbelberg.scheduler-requirement"
-    named = resolve(scheduler_server_type="cpx22").scheduler_wish.names[0]
+    named = sourced(resolve(scheduler_server_type="cpx22").scheduler_wish.names[0])
     assert named.what == "scheduler server type"
     assert named.source == "argument scheduler_server_type="
     with dask.config.set({"scherbelberg.worker-server-type": "cpx32"}):
@@ -139,12 +146,13 @@ def test_each_setting_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -
     dask.config.refresh()
     try:
         assert (
-            resolve().image_name.source == "from the environment variable DASK_SCHERBELBERG__IMAGE"
+            sourced(resolve().image_name).source
+            == "from the environment variable DASK_SCHERBELBERG__IMAGE"
         )
     finally:
         monkeypatch.delenv("DASK_SCHERBELBERG__IMAGE")
         dask.config.refresh()
-    assert resolve().image_name.source.startswith("the default")
+    assert sourced(resolve().image_name).source.startswith("the default")
 
 
 def test_bad_setting_from_the_environment_names_the_variable(

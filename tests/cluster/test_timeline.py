@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from scherbelberg.cluster.timeline import NodeRecord, Timeline
 
 pytest.importorskip("matplotlib")
 from PIL import Image  # pillow comes with matplotlib
+from PIL.PngImagePlugin import PngImageFile
 
 T0 = 1_700_000_000.0
 READY = {
@@ -25,7 +27,7 @@ READY = {
 }
 
 
-def _events(offsets: dict[str, float], ready: float | None) -> dict[str, float]:
+def _events(offsets: Mapping[str, float], ready: float | None) -> dict[str, float]:
     events = {k: T0 + v for k, v in offsets.items()}
     if ready is not None:
         events["ready"] = T0 + ready
@@ -57,11 +59,18 @@ def _timeline(workers: int, failed: bool = False) -> Timeline:
 
 def _colours(path: Path) -> set[tuple[int, int, int]]:
     with Image.open(path) as image:
-        return {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 20) or []}
+        counted = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
+    colours = set()
+    for _, rgb in counted:
+        assert isinstance(rgb, tuple) and len(rgb) == 3, rgb  # an RGB image's colours
+        r, g, b = rgb
+        colours.add((r, g, b))
+    return colours
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return r, g, b
 
 
 COLOUR = {event: _rgb(colour) for event, _, colour in timeline.STAGES}
@@ -109,6 +118,7 @@ def test_picture_has_a_row_per_node_and_the_stage_colours(tmp_path: Path) -> Non
     assert one.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(one) as small, Image.open(five) as big:
         assert small.format == big.format == "PNG"
+        assert isinstance(small, PngImageFile)
         assert small.width == big.width == 1000
         # 0.3 inch (30 px at 100 dpi) per row
         assert big.height - small.height == 4 * 30
@@ -125,6 +135,7 @@ def test_a_failed_start_is_drawn_to_where_it_stopped(tmp_path: Path) -> None:
     path = tmp_path / "failed.png"
     timeline.draw(failed, path)
     with Image.open(path) as image:
+        assert isinstance(image, PngImageFile)
         assert image.text["Title"].startswith("demo: 1 scheduler + 2 workers")
         assert image.text["Title"].endswith(
             "failed after 60 s: worker demo-worker-1 bootstrap failed"

@@ -46,6 +46,7 @@ async def test_workers_added_after_re_attach_boot_from_an_environment_image(
     response = client.servers.create_image(source, description="env", labels=labels)
     response.action.wait_until_finished()
     image_id = response.image.id
+    assert image_id is not None
 
     again = await LocalCluster.from_existing(
         name, token=project.token, endpoint=project.endpoint, asynchronous=True

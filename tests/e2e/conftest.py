@@ -11,16 +11,45 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from hcloud import Client
 from hcloud.images import BoundImage
+from hcloud.servers import BoundServer
 
 from scherbelberg.cluster import env_images
 from scherbelberg.emulator.control import EmulatorControl, LocalHetzner
 
 REAL_TOKEN = os.environ.get("SCHERBELBERG_E2E_TOKEN")
+
+T = TypeVar("T")
+
+
+class Named(Protocol):
+    """What hcloud's resources (servers, server types, locations, images) have."""
+
+    @property
+    def name(self) -> str | None: ...
+
+
+def present(value: T | None, what: str) -> T:
+    """`value` from an API answer that must hold it: hcloud types every field of a resource as
+    optional (a partial answer, e.g. a bare id, lacks them); a clear failure if it is absent."""
+    if value is None:
+        raise AssertionError(f"the API's answer has no {what}")
+    return value
+
+
+def name_of(resource: Named | None, what: str) -> str:
+    """The name of `resource` (a server, its type, location or image), which must have one."""
+    return present(present(resource, what).name, f"name of the {what}")
+
+
+def public_ip(server: BoundServer) -> str:
+    """The server's public IPv4 address (every server here has one)."""
+    network = present(server.public_net, f"public network of server {server.name}")
+    return present(network.ipv4, f"public IPv4 of server {server.name}").ip
 
 
 @dataclass
@@ -125,7 +154,8 @@ def on_every_server(target: Target, cluster: Any, command: str) -> dict[str, str
         for server in target.hcloud().servers.get_all(
             label_selector=f"scherbelberg/cluster={cluster.name}"
         )
-        if server.labels.get("scherbelberg/role") in ("scheduler", "worker")
+        if present(server.labels, f"labels of server {server.name}").get("scherbelberg/role")
+        in ("scheduler", "worker")
     ]
 
     async def run_all() -> dict[str, str]:

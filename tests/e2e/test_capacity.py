@@ -13,7 +13,7 @@ from distributed import Client
 from scherbelberg import HetznerCluster
 from scherbelberg.errors import ConfigError
 from scherbelberg.hetzner import capacity
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import Target, name_of
 
 
 @pytest.fixture
@@ -26,7 +26,11 @@ def faults(target: Target) -> Iterator[Any]:
 
 def servers(target: Target) -> dict[str, tuple[str, str]]:
     return {
-        s.name: (s.server_type.name, s.location.name) for s in target.hcloud().servers.get_all()
+        name_of(s, "server"): (
+            name_of(s.server_type, "server type"),
+            name_of(s.location, "location"),
+        )
+        for s in target.hcloud().servers.get_all()
     }
 
 

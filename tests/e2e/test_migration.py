@@ -3,14 +3,16 @@ argument names, makes a scherbelberg cluster whose servers are what those names 
 
 from __future__ import annotations
 
+from typing import Any
+
 from distributed import Client
 
 from scherbelberg import HetznerCluster
 from scherbelberg.hetzner.labels import cluster_selector
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import Target, name_of
 
 # dask-cloudprovider's names (its HetznerCluster's and VMCluster's) and their values
-CLOUDPROVIDER_ARGUMENTS = {
+CLOUDPROVIDER_ARGUMENTS: dict[str, Any] = {
     "server_type": "cx23",
     "image": "debian-12",
     "location": "fsn1",
@@ -33,9 +35,10 @@ def test_dask_cloudprovider_names_make_that_cluster(target: Target) -> None:
         servers = target.hcloud().servers.get_all(label_selector=cluster_selector(cluster.name))
         assert len(servers) == 2  # the scheduler and one worker
         for server in servers:
-            assert server.server_type.name == "cx23", server.name  # both, as server_type= means
-            assert server.location.name == "fsn1", server.name
-            assert server.image.name == "debian-12", server.name
+            # both, as server_type= means
+            assert name_of(server.server_type, "server type") == "cx23", server.name
+            assert name_of(server.location, "location") == "fsn1", server.name
+            assert name_of(server.image, "image") == "debian-12", server.name
         client.wait_for_workers(1, timeout=60)
         (worker,) = client.scheduler_info()["workers"].values()
         assert worker["nthreads"] == 1  # worker_options={"nthreads": 1}

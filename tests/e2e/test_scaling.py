@@ -13,11 +13,11 @@ import numpy as np
 from distributed import Client, wait
 
 from scherbelberg import HetznerCluster
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import Target, name_of
 
 
 def server_names(target: Target) -> set[str]:
-    return {s.name for s in target.hcloud().servers.get_all()}
+    return {name_of(s, "server") for s in target.hcloud().servers.get_all()}
 
 
 def test_scale_up_then_down_keeps_every_key(target: Target) -> None:

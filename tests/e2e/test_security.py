@@ -18,7 +18,7 @@ from distributed.security import Security
 from scherbelberg import HetznerCluster
 from scherbelberg.cluster import ssh
 from scherbelberg.cluster.tls import ClusterCA, write_tls_files
-from tests.e2e.conftest import Target
+from tests.e2e.conftest import Target, name_of, present, public_ip
 from tests.machines import tcp_probe
 
 
@@ -72,7 +72,7 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
         token = target.token
         servers = target.hcloud().servers.get_all()
         for server in servers:
-            user_data = target.control.server(server.id)["user_data"]
+            user_data = target.control.server(present(server.id, "server id"))["user_data"]
             assert user_data and token not in user_data
         state_dir = Path(os.environ["SCHERBELBERG_STATE_DIR"])
         for path in state_dir.rglob("*"):
@@ -83,7 +83,7 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
             found = []
             for server in servers:
                 conn = await ssh.connect(
-                    server.public_net.ipv4.ip,
+                    public_ip(server),
                     cluster.ssh_private_key,
                     cluster.state.host_keys()[server.name],
                     deadline=60,
@@ -103,12 +103,12 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
 
         # nothing of Dask's on a worker listens on its public address or on every address
         # (issue 7): only sshd faces the public side, for the firewall to guard
-        worker = next(s for s in servers if "-worker-" in s.name)
-        private_ip = worker.private_net[0].ip
+        worker = next(s for s in servers if "-worker-" in name_of(s, "server"))
+        private_ip = present(worker.private_net, "private network of the worker")[0].ip
 
         async def listening() -> list[str]:
             conn = await ssh.connect(
-                worker.public_net.ipv4.ip,
+                public_ip(worker),
                 cluster.ssh_private_key,
                 cluster.state.host_keys()[worker.name],
                 deadline=60,
