@@ -178,8 +178,8 @@ def choose(catalog: Catalog, wishes: list[Wish], location: Sourced | str) -> Cho
 def _nothing_fits(catalog: Catalog, wishes: list[Wish], location: Sourced | str) -> str:
     places = catalog.neighbours(str(location))
     where = f"location {str(location)!r}"
-    if getattr(location, "source", ""):
-        where += f" ({location.source})"  # type: ignore[union-attr]
+    if isinstance(location, Sourced) and location.source:
+        where += f" ({location.source})"
     if len(places) > 1:
         where += f" or its network zone ({', '.join(places[1:])})"
     failing = [w for w in wishes if not catalog.pick(w, str(location))]
