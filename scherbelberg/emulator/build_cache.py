@@ -44,6 +44,9 @@ def file_sha256(path: Path) -> str:
 def build_once(target: Path, ready: Callable[[], T | None], build: Callable[[Path], T]) -> T:
     """`ready()` if it finds `target` built, else `build(out)` under a lock and rename `out`
     (which `build` creates) to `target`. Safe to call from several processes at once."""
+    done = ready()  # built already: no lock needed (a reader without root may not take it)
+    if done is not None:
+        return done
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -180,9 +180,8 @@ def test_without_the_clients_python_the_script_gets_uv_and_the_downloads_list(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / f"python{v}").write_text("#!/bin/sh\nexit 1\n")
-    (bin_dir / "python3").symlink_to(sys.executable)
-    for p in bin_dir.iterdir():
-        p.chmod(0o755)
+    (bin_dir / f"python{v}").chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)  # not chmod'ed: that is the real one
     env = EnvSpec(
         method="pip",
         python=v,
