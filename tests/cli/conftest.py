@@ -46,10 +46,14 @@ def cli_env(hetzner: Target, **extra: str) -> dict[str, str]:
 
 
 def argv(hetzner: Target, *args: str) -> list[str]:
-    command = [sys.executable, "-m", "scherbelberg", *args]
-    if args and args[0] in API_COMMANDS:
-        command += ["--endpoint", hetzner.endpoint]
-    return command
+    """The command line of `scherbelberg *args`, with `--endpoint` of the target right after
+    the command's name (after options such as `--debug` before it, and before a `--`: never
+    the real Hetzner by accident, never an argument of a remote command)."""
+    words = list(args)
+    at = next((i for i, word in enumerate(words) if not word.startswith("-")), None)
+    if at is not None and words[at] in API_COMMANDS:
+        words[at + 1 : at + 1] = ["--endpoint", hetzner.endpoint]
+    return [sys.executable, "-m", "scherbelberg", *words]
 
 
 def cli(

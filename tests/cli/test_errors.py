@@ -56,6 +56,12 @@ def test_one_line_no_traceback_nothing_created(target: Target, case: str) -> Non
 
 
 def test_debug_shows_the_traceback(target: Target) -> None:
-    result = cli(target, "--debug", "ls", "nope", ok=False)
+    env = cli_env(target, HCLOUD_TOKEN="0" * 64)
+    result = cli(target, "--debug", "ls", env=env, ok=False)
     assert result.returncode != 0
+    # the traceback of the error itself, from the target (not some other failure, such as an
+    # endpoint that was not passed)
     assert "Traceback" in result.stderr
+    assert "HetznerError: " in result.stderr and "token was rejected" in result.stderr, (
+        result.stderr[-2000:]
+    )
