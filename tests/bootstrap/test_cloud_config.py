@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import socket
@@ -17,6 +18,8 @@ import dask.config
 import distributed
 import pytest
 import yaml
+from distributed.comm.core import CommClosedError
+from distributed.comm.tcp import TCPConnector
 
 from scherbelberg.bootstrap import (
     LOG_FILE,
@@ -579,6 +582,16 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
     raise TimeoutError(f"nothing listens on {port}")
 
 
+async def identity_over_plain_tcp(port: int) -> dict[str, Any]:
+    """One Dask `identity` request to 127.0.0.1:`port` without TLS."""
+    comm = await TCPConnector().connect(f"127.0.0.1:{port}", deserialize=True)
+    try:
+        await comm.write({"op": "identity"})
+        return dict(await comm.read())
+    finally:
+        comm.abort()
+
+
 def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
     make_node: MakeNode, sandbox: Sandbox
 ) -> None:
@@ -645,11 +658,13 @@ def test_scheduler_and_worker_as_generated_form_a_tls_cluster(
             assert idle["clients"] == 1, idle
             assert idle["idle_for"] is not None and idle["idle_for"] < 1.0, idle
         assert sandbox.read("host") == "127.0.0.1\n"
-        plain = f"tcp://127.0.0.1:{port}"
-        with pytest.raises(OSError), distributed.Client(plain, timeout=3):  # TCP is refused
-            pass
+        # Dask over plain TCP is refused: the TLS listener drops the connection at the first
+        # message (distributed's connect() would retry that until its timeout: one attempt here)
+        with pytest.raises(CommClosedError):
+            asyncio.run(identity_over_plain_tcp(port))
     finally:
-        for process in processes:
+        # workers first, while their scheduler still answers: they leave at once (stopped
+        # after it, each would try to reach it for seconds before giving up)
+        for process in reversed(processes):
             process.terminate()
-        for process in processes:
             process.wait(timeout=30)
