@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from scherbelberg.cluster import env_images
 
 from .conftest import Project
 from .local_nodes import LocalCluster
+
+# the poller is not under test here (test_close.py tests it): polls every 0.25-0.5 s
+pytestmark = pytest.mark.usefixtures("quick_polls")
 
 
 async def test_a_start_that_may_not_make_an_image_starts_no_builder(project: Project) -> None:

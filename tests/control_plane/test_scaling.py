@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scherbelberg.hetzner.infra import SPREAD_GROUP_SIZE
 
 from .conftest import Project
 from .local_nodes import LocalCluster
+
+# the poller is not under test here (test_close.py tests it): polls every 0.25-0.5 s
+pytestmark = pytest.mark.usefixtures("quick_polls")
 
 
 def dask_names(cluster: LocalCluster) -> set[str]:
