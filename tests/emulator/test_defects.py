@@ -203,3 +203,20 @@ def test_one_resource_action_lists(api_hetzner: LocalHetzner) -> None:
     assert answer.status_code == 200 and answer.json()["action"]["id"] == add.id
     answer = requests.get(f"{base}/{image.action.id}", headers=headers, timeout=10)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+
+
+# ------------------------------------------------------- a non-ASCII digit as a resource id
+
+
+@pytest.mark.parametrize("raw", ["%C2%B2", "%D9%A3", "12%C2%B2"])  # "²", Arabic-Indic "3"
+def test_an_id_of_other_digits_is_not_found_not_a_server_error(
+    api_hetzner: LocalHetzner, raw: str
+) -> None:
+    """Found by the OpenAPI sweep: str.isdigit() takes "²" for a digit, int() does not, so
+    POST /servers/²/actions/... answered 500 instead of Hetzner's 404 not_found."""
+    token = api_hetzner.control.new_project()
+    headers = {"Authorization": f"Bearer {token}"}
+    for method, path in (("GET", f"/servers/{raw}"), ("POST", f"/servers/{raw}/actions/poweron")):
+        answer = requests.request(method, api_hetzner.endpoint + path, headers=headers, timeout=10)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.json()["error"]["code"] == "not_found"

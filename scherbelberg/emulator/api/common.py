@@ -44,7 +44,7 @@ async def body_of(request: web.Request) -> dict[str, Any]:
 
 def path_id(request: web.Request, name: str = "id", kind: str = "resource") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to str.isdigit, not to int()
         raise not_found(kind, raw)
     return int(raw)
 
