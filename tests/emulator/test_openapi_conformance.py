@@ -93,7 +93,9 @@ def api(populated: tuple[str, str, dict[str, int]]) -> tuple[str, dict[str, str]
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    # per operation; 25 took 6 s more of the fast tier and found nothing 10 did not. Draws
+    # differ per run: a failure here is a real emulator defect (e.g. test_defects.py's ids)
+    max_examples=10,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
