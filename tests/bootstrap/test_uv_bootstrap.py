@@ -46,7 +46,10 @@ class Index:
         handler = functools.partial(_QuietHandler, directory=str(root))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for one (0.5 s by default, per test)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def add(self, version: str, tag: str, yanked: bool = False, sha: str | None = None) -> None:
         name, real_sha = wheel(self.root / "files", version, tag)
