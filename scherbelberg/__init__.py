@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .cluster.versions import ignore_patch_release_warnings
+from .cluster.versions import ignore_harmless_version_warnings
 from .version import __version__
 
 __all__ = ["Cluster", "HetznerCluster", "__version__"]
 
 # also for a Client made from `scherbelberg client`'s snippet in a process that imported us
-ignore_patch_release_warnings()
+ignore_harmless_version_warnings()
 
 if TYPE_CHECKING:
     from .cluster.async_api import Cluster

@@ -43,11 +43,11 @@ from .nodes import HetznerNode, HetznerScheduler, HetznerWorker, NodeCluster
 from .state import ClusterState, generate_cluster_name, validate_cluster_name
 from .tls import ClusterCA, client_security
 from .versions import check as check_versions
-from .versions import ignore_patch_release_warnings
+from .versions import ignore_harmless_version_warnings
 
 log = logging.getLogger(__name__)
 LIFETIME_CHECK_SECONDS = 5.0  # how often this process checks TTL and idleness
-ignore_patch_release_warnings()
+ignore_harmless_version_warnings()
 # the scheduler's grouping of Dask workers into servers, pickled for workers_to_close (a
 # function of the standard library: the scheduler node unpickles it without our package)
 BY_SERVER = pickle.dumps(operator.attrgetter("host"))
@@ -232,7 +232,7 @@ class HetznerCluster(VMCluster):
         else:
             self.settings = settings_module.resolve(**arguments)
         # again per cluster: test runners (pytest) reset warning filters around each test
-        ignore_patch_release_warnings()
+        ignore_harmless_version_warnings()
         if shutdown_on_close and not attach:
             exit_guard.install()  # here: the thread that may set a SIGTERM handler
         self.lifetime_settings = lifetime.resolve(ttl, idle_timeout, reaper)

@@ -34,45 +34,67 @@ def test_mismatch_names_the_packages() -> None:
     assert "distributed" not in message
 
 
-def _distributed_warning(scheduler_python: str, worker_python: str, **worker_pkgs: str) -> str:
+def _distributed_warning(
+    scheduler_python: str,
+    worker_python: str,
+    client_lacks: tuple[str, ...] = (),
+    scheduler_pkgs: dict[str, str] | None = None,
+    **worker_pkgs: str,
+) -> str:
     """The text distributed's Client warns with, made by distributed itself."""
     from distributed.versions import error_message, get_versions
 
     client = get_versions()
     client["packages"]["python"] = "3.11.7.final.0"
-    scheduler = {**client, "packages": {**client["packages"], "python": scheduler_python}}
+    scheduler = {
+        **client,
+        "packages": {**client["packages"], "python": scheduler_python, **(scheduler_pkgs or {})},
+    }
     worker = {
         **client,
         "packages": {**client["packages"], "python": worker_python, **worker_pkgs},
     }
+    client = {**client, "packages": {**client["packages"], **dict.fromkeys(client_lacks)}}
     return str(error_message(scheduler, {"tls://w": worker}, client)["warning"])
 
 
+DEBIAN = "3.11.2.final.0"
+
+
 @pytest.mark.parametrize(
-    ("scheduler", "worker", "packages", "silenced"),
+    ("scheduler", "worker", "client_lacks", "scheduler_pkgs", "packages", "silenced"),
     [
-        ("3.11.2.final.0", "3.11.2.final.0", {}, True),  # Debian 12's patch release: harmless
-        ("3.12.1.final.0", "3.11.2.final.0", {}, False),  # another minor release
-        ("3.11.2.final.0", "3.11.2.final.0", {"dask": "1999.1.0"}, False),  # and a package
+        (DEBIAN, DEBIAN, (), {}, {}, True),  # Debian 12's patch release: harmless
+        ("3.12.1.final.0", DEBIAN, (), {}, {}, False),  # another minor release
+        (DEBIAN, DEBIAN, (), {}, {"dask": "1999.1.0"}, False),  # and a package
+        # a client without numpy (a fresh venv), nodes that agree: harmless
+        (DEBIAN, DEBIAN, ("numpy",), {"numpy": "2.4.6"}, {"numpy": "2.4.6"}, True),
+        # ... but nodes that disagree with each other still warn
+        (DEBIAN, DEBIAN, ("numpy",), {"numpy": "2.4.6"}, {"numpy": "2.4.5"}, False),
     ],
 )
-def test_only_the_python_patch_release_warning_is_silenced(
-    scheduler: str, worker: str, packages: dict[str, str], silenced: bool
+def test_only_harmless_version_warnings_are_silenced(
+    scheduler: str,
+    worker: str,
+    client_lacks: tuple[str, ...],
+    scheduler_pkgs: dict[str, str],
+    packages: dict[str, str],
+    silenced: bool,
 ) -> None:
     import re
     import warnings
 
     from distributed.versions import VersionMismatchWarning
 
-    from scherbelberg.cluster.versions import patch_release_pattern
+    from scherbelberg.cluster.versions import harmless_mismatch_pattern
 
-    message = _distributed_warning(scheduler, worker, **packages)
+    message = _distributed_warning(scheduler, worker, client_lacks, scheduler_pkgs, **packages)
     assert message.startswith("Mismatched versions found")
-    assert bool(re.match(patch_release_pattern(3, 11), message, re.I)) is silenced
+    assert bool(re.match(harmless_mismatch_pattern(3, 11), message, re.I)) is silenced, message
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         warnings.filterwarnings(
-            "ignore", message=patch_release_pattern(3, 11), category=VersionMismatchWarning
+            "ignore", message=harmless_mismatch_pattern(3, 11), category=VersionMismatchWarning
         )
         warnings.warn(VersionMismatchWarning(message), stacklevel=1)
     assert (len(seen) == 0) is silenced
