@@ -256,12 +256,16 @@ class NspawnBackend:
             recipe(img.name, img.architecture) if img is not None else DEFAULT_RECIPE
         )
 
-    async def _layers(self, image_id: int) -> list[Path]:
+    def _image(self, image_id: int) -> Recipe | list[Path]:
+        """A system image's recipe, or a snapshot's layers."""
         if image_id not in self._images:
             raise EmulatorInputError(
                 f"unknown image {image_id} (register_system_image or snapshot first)"
             )
-        layers = self._images[image_id]
+        return self._images[image_id]
+
+    async def _layers(self, image_id: int) -> list[Path]:
+        layers = self._image(image_id)
         if isinstance(layers, Recipe):
             if not image_ready(layers, self._image_dir):
                 await self.ensure_image(layers)
@@ -270,9 +274,7 @@ class NspawnBackend:
 
     def _suite_and_name(self, image_id: int) -> tuple[str, str]:
         """The Debian suite of an image and how to name it in a message."""
-        layers = self._images.get(image_id)
-        if layers is None:
-            raise EmulatorInputError(f"unknown image {image_id}")
+        layers = self._image(image_id)
         if isinstance(layers, Recipe):
             return layers.suite, layers.name
         return _debian_suite(layers), f"snapshot {image_id}"
