@@ -6,10 +6,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hcloud import Client
+from hcloud.servers import Server
 
 from scherbelberg.emulator.control import LocalHetzner
 
@@ -22,6 +23,23 @@ LOG_DIR = Path(
     )
 )
 LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+
+T = TypeVar("T")
+
+
+def must(value: T | None, what: str = "the value it always carries") -> T:
+    """`value` from an API answer that must hold it: hcloud types every field of a resource as
+    optional (a partial answer, e.g. a bare id, lacks them); a clear failure if it is absent."""
+    if value is None:
+        raise AssertionError(f"the API's answer has no {what}")
+    return value
+
+
+def public_ip(server: Server) -> str:
+    """The server's public IPv4 address (every server here has one)."""
+    network = must(server.public_net, f"public network of server {server.name}")
+    return str(must(network.ipv4, f"public IPv4 of server {server.name}").ip)
 
 
 MUST_RUN = "SCHERBELBERG_TESTS_MUST_RUN"  # set by ci/test: a skipped test fails the run

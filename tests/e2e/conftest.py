@@ -11,19 +11,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import pytest
 from hcloud import Client
 from hcloud.images import BoundImage
-from hcloud.servers import BoundServer
 
 from scherbelberg.cluster import env_images
 from scherbelberg.emulator.control import EmulatorControl, LocalHetzner
+from tests.conftest import must
 
 REAL_TOKEN = os.environ.get("SCHERBELBERG_E2E_TOKEN")
-
-T = TypeVar("T")
 
 
 class Named(Protocol):
@@ -33,23 +31,9 @@ class Named(Protocol):
     def name(self) -> str | None: ...
 
 
-def present(value: T | None, what: str) -> T:
-    """`value` from an API answer that must hold it: hcloud types every field of a resource as
-    optional (a partial answer, e.g. a bare id, lacks them); a clear failure if it is absent."""
-    if value is None:
-        raise AssertionError(f"the API's answer has no {what}")
-    return value
-
-
 def name_of(resource: Named | None, what: str) -> str:
     """The name of `resource` (a server, its type, location or image), which must have one."""
-    return present(present(resource, what).name, f"name of the {what}")
-
-
-def public_ip(server: BoundServer) -> str:
-    """The server's public IPv4 address (every server here has one)."""
-    network = present(server.public_net, f"public network of server {server.name}")
-    return present(network.ipv4, f"public IPv4 of server {server.name}").ip
+    return must(must(resource, what).name, f"name of the {what}")
 
 
 @dataclass
@@ -154,7 +138,7 @@ def on_every_server(target: Target, cluster: Any, command: str) -> dict[str, str
         for server in target.hcloud().servers.get_all(
             label_selector=f"scherbelberg/cluster={cluster.name}"
         )
-        if present(server.labels, f"labels of server {server.name}").get("scherbelberg/role")
+        if must(server.labels, f"labels of server {server.name}").get("scherbelberg/role")
         in ("scheduler", "worker")
     ]
 

@@ -18,7 +18,8 @@ from scherbelberg.bootstrap import LOG_FILE, client_env_spec
 from scherbelberg.cluster import env_images
 from scherbelberg.hetzner.session import HetznerSession
 from tests.cli.conftest import cli, cli_env
-from tests.e2e.conftest import Target, name_of, on_every_server, present
+from tests.conftest import must
+from tests.e2e.conftest import Target, name_of, on_every_server
 
 INSTALL_WORDS = ("venv from", "Installed ", "apt-get", "+ dask==")
 
@@ -33,9 +34,7 @@ def bootstrap_logs(cluster: HetznerCluster, target: Target) -> dict[str, tuple[i
     logs = on_every_server(target, cluster, f"cat {LOG_FILE}")
     servers = target.hcloud().servers.get_all(label_selector=f"scherbelberg/cluster={cluster.name}")
     image_of = {
-        name_of(s, "server"): present(s.image.id, "image id")
-        for s in servers
-        if s.image is not None
+        name_of(s, "server"): must(s.image.id, "image id") for s in servers if s.image is not None
     }
     return {name: (image_of[name], log) for name, log in logs.items()}
 
@@ -137,8 +136,8 @@ def test_prune_deletes_exactly_what_its_rules_select(target: Target) -> None:
     client = target.hcloud()
     server = client.servers.create(
         name="prune-source",
-        server_type=present(client.server_types.get_by_name("cpx22"), "server type cpx22"),
-        image=present(
+        server_type=must(client.server_types.get_by_name("cpx22"), "server type cpx22"),
+        image=must(
             client.images.get_by_name_and_architecture("debian-12", "x86"), "image debian-12"
         ),
         location=client.locations.get_by_name("fsn1"),
@@ -162,7 +161,7 @@ def test_prune_deletes_exactly_what_its_rules_select(target: Target) -> None:
                 },
             )
             response.action.wait_until_finished()
-            made[key] = present(response.image.id, "id of the new image")
+            made[key] = must(response.image.id, "id of the new image")
             time.sleep(1.1)  # distinct creation times, as images made one after another
     finally:
         client.servers.delete(server).wait_until_finished()

@@ -8,7 +8,8 @@ import time
 from distributed.core import Status
 
 from scherbelberg import HetznerCluster
-from tests.e2e.conftest import Target, present
+from tests.conftest import must
+from tests.e2e.conftest import Target
 
 
 def test_the_client_process_deletes_its_cluster_at_its_ttl(target: Target) -> None:
@@ -18,7 +19,7 @@ def test_the_client_process_deletes_its_cluster_at_its_ttl(target: Target) -> No
         assert expires is not None
         servers = target.hcloud().servers.get_all()
         assert servers and all(
-            present(s.labels, "server labels")["scherbelberg/expires"] == str(int(expires))
+            must(s.labels, "server labels")["scherbelberg/expires"] == str(int(expires))
             for s in servers
         )
         deadline = expires + 60

@@ -12,7 +12,8 @@ import requests
 
 from scherbelberg import HetznerCluster
 from scherbelberg.errors import BootstrapError
-from tests.e2e.conftest import Target, present
+from tests.conftest import must
+from tests.e2e.conftest import Target
 
 
 @pytest.fixture
@@ -29,8 +30,8 @@ def test_the_emulator_holds_a_firewall_after_its_server(target: Target, release_
     firewall = client.firewalls.create(name="held").firewall
     server = client.servers.create(
         name="holder",
-        server_type=present(client.server_types.get_by_name("cpx22"), "server type cpx22"),
-        image=present(
+        server_type=must(client.server_types.get_by_name("cpx22"), "server type cpx22"),
+        image=must(
             client.images.get_by_name_and_architecture("debian-12", "x86"), "image debian-12"
         ),
         firewalls=[firewall],
@@ -45,7 +46,7 @@ def test_the_emulator_holds_a_firewall_after_its_server(target: Target, release_
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "resource_in_use"
     # hcloud-python does not retry it (Hetzner's own reports): scherbelberg must
-    client.firewalls.get_by_id(present(firewall.id, "firewall id"))
+    client.firewalls.get_by_id(must(firewall.id, "firewall id"))
 
 
 def test_close_waits_out_the_release_lag(target: Target, release_lag: Any) -> None:

@@ -18,7 +18,8 @@ from distributed.security import Security
 from scherbelberg import HetznerCluster
 from scherbelberg.cluster import ssh
 from scherbelberg.cluster.tls import ClusterCA, write_tls_files
-from tests.e2e.conftest import Target, name_of, present, public_ip
+from tests.conftest import must, public_ip
+from tests.e2e.conftest import Target, name_of
 from tests.machines import tcp_probe
 
 
@@ -72,7 +73,7 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
         token = target.token
         servers = target.hcloud().servers.get_all()
         for server in servers:
-            user_data = target.control.server(present(server.id, "server id"))["user_data"]
+            user_data = target.control.server(must(server.id, "server id"))["user_data"]
             assert user_data and token not in user_data
         state_dir = Path(os.environ["SCHERBELBERG_STATE_DIR"])
         for path in state_dir.rglob("*"):
@@ -104,7 +105,7 @@ def test_strangers_are_refused_and_the_token_stays_home(target: Target, tmp_path
         # nothing of Dask's on a worker listens on its public address or on every address
         # (issue 7): only sshd faces the public side, for the firewall to guard
         worker = next(s for s in servers if "-worker-" in name_of(s, "server"))
-        private_ip = present(worker.private_net, "private network of the worker")[0].ip
+        private_ip = must(worker.private_net, "private network of the worker")[0].ip
 
         async def listening() -> list[str]:
             conn = await ssh.connect(

@@ -15,7 +15,7 @@ from hcloud.server_types import ServerType
 from hcloud.servers import CreateServerResponse, Server
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.conftest import LOG_DIR
+from tests.conftest import LOG_DIR, must
 
 T = TypeVar("T")
 
@@ -69,16 +69,6 @@ def ssh_firewall(client: Client, name: str, source: str = "0.0.0.0/0") -> BoundF
     firewall = client.firewalls.create(name=name, rules=[rule]).firewall
     assert firewall is not None
     return firewall
-
-
-def must(value: T | None) -> T:
-    """`value`, which hcloud types as optional although this response always carries it."""
-    assert value is not None
-    return value
-
-
-def public_ip(server: Server) -> str:
-    return str(must(must(server.public_net).ipv4).ip)
 
 
 def private_ip(server: Server, index: int = 0) -> str:

@@ -12,7 +12,8 @@ from hcloud.actions import ActionFailedException
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
-from tests.emulator.conftest import must, public_ip
+from tests.conftest import public_ip
+from tests.emulator.conftest import must
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines

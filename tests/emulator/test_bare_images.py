@@ -18,7 +18,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 from hcloud.ssh_keys import SSHKey
 
-from tests.emulator.conftest import public_ip
+from tests.conftest import public_ip
 from tests.machines import Keys, ssh_run
 
 # two boots and a cold apt install on a shared host; a first debian-13 build adds ~3 min

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from hcloud import Client
 
-from tests.emulator.conftest import create_server, public_ip
+from tests.conftest import public_ip
+from tests.emulator.conftest import create_server
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh

@@ -19,7 +19,8 @@ from hcloud.servers import BoundServer
 from scherbelberg.bootstrap.cloud_config import NodeConfig, NodeTls, worker_wrapper
 from scherbelberg.bootstrap.env import EnvSpec
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import create_server, must, private_ip, public_ip
+from tests.conftest import public_ip
+from tests.emulator.conftest import create_server, must, private_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.machines

@@ -9,7 +9,8 @@ from hcloud import Client
 from hcloud.firewalls import FirewallResource, FirewallRule
 
 from scherbelberg.emulator.control import LocalHetzner
-from tests.emulator.conftest import create_server, public_ip, ssh_firewall
+from tests.conftest import public_ip
+from tests.emulator.conftest import create_server, ssh_firewall
 from tests.machines import Keys, ssh_run, tcp_probe
 
 pytestmark = pytest.mark.machines  # real servers, reached over ssh

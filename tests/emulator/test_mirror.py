@@ -24,7 +24,7 @@ from hcloud.server_types import ServerType
 
 from scherbelberg.emulator.control import LocalHetzner
 from scherbelberg.emulator.mirror import JSON_TYPE, PypiMirror, normalize, project_of
-from tests.emulator.conftest import public_ip
+from tests.conftest import public_ip
 from tests.machines import Keys, ssh_run
 
 pytestmark = pytest.mark.mirror
